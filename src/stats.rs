@@ -1,0 +1,75 @@
+//! Counters for `INFO ratelimit`, kept since the module loaded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use valkey_module::InfoContext;
+
+use crate::ffi::api;
+
+/// Counters of one command.
+pub struct CommandStats {
+    /// The field prefix in `INFO ratelimit`, the command name in snake case.
+    pub name: &'static str,
+    calls: AtomicU64,
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl CommandStats {
+    const fn new(name: &'static str) -> CommandStats {
+        CommandStats {
+            name,
+            calls: AtomicU64::new(0),
+            allowed: AtomicU64::new(0),
+            denied: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one call that ended in a decision.
+    pub fn count_decision(&self, allowed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let outcome = if allowed { &self.allowed } else { &self.denied };
+        outcome.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one call that ended in an error reply.
+    pub fn count_error(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub static FIXED: CommandStats = CommandStats::new("rl_fixed");
+pub static SLIDING: CommandStats = CommandStats::new("rl_sliding");
+pub static TOKENBUCKET: CommandStats = CommandStats::new("rl_tokenbucket");
+pub static GCRA: CommandStats = CommandStats::new("rl_gcra");
+pub static THROTTLE: CommandStats = CommandStats::new("rl_throttle");
+pub static DEBOUNCE: CommandStats = CommandStats::new("rl_debounce");
+
+/// Every command with counters, in the order `INFO ratelimit` lists them.
+pub static ALL: [&CommandStats; 6] = [&FIXED, &SLIDING, &TOKENBUCKET, &GCRA, &THROTTLE, &DEBOUNCE];
+
+/// Limiter keys this server created since it started: created by a command, not loaded,
+/// replicated or copied.
+pub static KEYS_CREATED: AtomicU64 = AtomicU64::new(0);
+
+/// Adds the `ratelimit` section to INFO: for each command `<command>_calls`, `_allowed`,
+/// `_denied` and `_errors`, then `keys_created`. The server puts `ratelimit_` before each name.
+pub fn add_info(ctx: &InfoContext, _for_crash_report: bool) {
+    let add = |name: &str, value: u64| {
+        let name = std::ffi::CString::new(name).unwrap_or_default();
+        let value = i64::try_from(value).unwrap_or(i64::MAX);
+        unsafe { api!(RedisModule_InfoAddFieldLongLong)(ctx.ctx, name.as_ptr(), value) };
+    };
+    unsafe { api!(RedisModule_InfoAddSection)(ctx.ctx, std::ptr::null()) };
+    for stats in ALL {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        add(&format!("{}_calls", stats.name), load(&stats.calls));
+        add(&format!("{}_allowed", stats.name), load(&stats.allowed));
+        add(&format!("{}_denied", stats.name), load(&stats.denied));
+        add(&format!("{}_errors", stats.name), load(&stats.errors));
+    }
+    add("keys_created", KEYS_CREATED.load(Ordering::Relaxed));
+}
