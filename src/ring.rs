@@ -19,6 +19,8 @@ pub struct PackedEntry {
 pub struct Ring {
     /// `capacity * entry_width` bytes; entry `i` sits at slot `(head + i) % capacity`.
     bytes: Box<[u8]>,
+    /// Slots in `bytes`, kept so that finding an entry takes no division.
+    capacity: u32,
     head: u32,
     len: u32,
     time_width: u8,
@@ -44,6 +46,7 @@ impl Ring {
     pub fn new(time_width: u8, count_width: u8) -> Ring {
         Ring {
             bytes: Box::new([]),
+            capacity: 0,
             head: 0,
             len: 0,
             time_width,
@@ -139,15 +142,21 @@ impl Ring {
     }
 
     fn capacity(&self) -> usize {
-        self.bytes.len() / self.entry_width()
+        self.capacity as usize
     }
 
     fn entry_width(&self) -> usize {
         usize::from(self.time_width) + usize::from(self.count_width)
     }
 
+    /// Byte offset of entry `index`, which is below `len`. The sum of head and index is below
+    /// twice the capacity, so one subtraction wraps it, where a division would cost more.
     fn offset(&self, index: usize) -> usize {
-        let slot = (self.head as usize + index) % self.capacity();
+        let capacity = self.capacity();
+        let mut slot = self.head as usize + index;
+        if slot >= capacity {
+            slot -= capacity;
+        }
         slot * self.entry_width()
     }
 
@@ -156,6 +165,7 @@ impl Ring {
         let mut ring = Ring {
             bytes: vec![0; capacity * (usize::from(time_width) + usize::from(count_width))]
                 .into_boxed_slice(),
+            capacity: capacity as u32,
             head: 0,
             len: 0,
             time_width,

@@ -210,18 +210,26 @@ impl Sliding {
     /// Index of the oldest entry still in the window at `now_bucket`, or `len` if none is.
     fn first_live(&self, now_bucket: u64) -> usize {
         let window_buckets = self.params.window_buckets();
-        self.partition_point(|sliding, index| {
-            now_bucket - sliding.bucket_at(index) >= window_buckets
-        })
+        let expired =
+            |sliding: &Sliding, index| now_bucket - sliding.bucket_at(index) >= window_buckets;
+        // Most decisions find the oldest entry still live, so check it before searching.
+        if self.ring.is_empty() || !expired(self, 0) {
+            return 0;
+        }
+        self.partition_point(expired)
     }
 
     /// Index of the oldest entry from `start` on whose running total, counted from
     /// `before_start`, reaches `need`.
     fn first_reaching(&self, start: usize, before_start: u64, need: u64) -> usize {
-        let index = self.partition_point(|sliding, index| {
+        let short = |sliding: &Sliding, index| {
             index < start || sliding.total_at(index).wrapping_sub(before_start) < need
-        });
-        index.min(self.ring.len() - 1)
+        };
+        // A request of one unit at the limit needs only the oldest entry to leave.
+        if !short(self, start) {
+            return start;
+        }
+        self.partition_point(short).min(self.ring.len() - 1)
     }
 
     /// Returns the first index for which `is_before` is false, where it is true for a prefix.
@@ -238,17 +246,19 @@ impl Sliding {
         low
     }
 
+    // The ring keeps the low bytes of each field, and the newest entry's full values are known,
+    // so a field in full is the newest value minus the wrapped difference of the low bytes.
     fn bucket_at(&self, index: usize) -> u64 {
         let (time_width, _) = self.ring.widths();
-        let newest_low = self.ring.last().map_or(0, |entry| entry.bucket);
-        let age = newest_low.wrapping_sub(self.ring.get(index).bucket) & field_mask(time_width);
+        let mask = field_mask(time_width);
+        let age = (self.newest_bucket & mask).wrapping_sub(self.ring.get(index).bucket) & mask;
         self.newest_bucket - age
     }
 
     fn total_at(&self, index: usize) -> u64 {
         let (_, count_width) = self.ring.widths();
-        let newest_low = self.ring.last().map_or(0, |entry| entry.count);
-        let behind = newest_low.wrapping_sub(self.ring.get(index).count) & field_mask(count_width);
+        let mask = field_mask(count_width);
+        let behind = (self.newest_total & mask).wrapping_sub(self.ring.get(index).count) & mask;
         self.newest_total.wrapping_sub(behind)
     }
 

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -99,6 +101,24 @@ impl Server {
         ];
         args.extend(extra.iter().map(|arg| arg.to_string()));
         Server::start_args(args)
+    }
+
+    /// Starts a server with the module loaded on a copy of an RDB file.
+    pub fn start_with_rdb(rdb: &[u8], extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--loadmodule".to_string(),
+            module_path().display().to_string(),
+        ];
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let mut server = Server {
+            port: free_port(),
+            dir: new_dir(),
+            args,
+            child: None,
+        };
+        std::fs::write(server.dir.join("dump.rdb"), rdb).expect("the RDB file can be written");
+        server.launch();
+        server
     }
 
     /// Starts a server without the module.
@@ -239,6 +259,20 @@ impl Server {
     pub fn args(&self) -> &[String] {
         &self.args
     }
+
+    /// Returns the process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    /// Sends a signal to the server process, such as `STOP` or `CONT`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
 }
 
 impl Drop for Server {
@@ -353,4 +387,55 @@ pub fn assert_close_below(value: i64, expected: i64, slack: i64) {
         value >= expected - slack,
         "{value} is more than {slack} below {expected}"
     );
+}
+
+/// Returns one field of an INFO section, or `None`.
+pub fn info_field(
+    connection: &mut redis::Connection,
+    section: &str,
+    field: &str,
+) -> Option<String> {
+    let text: String = call(connection, &["INFO", section]);
+    text.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .map(|value| value.trim().to_string())
+}
+
+/// Waits until `check` holds, failing after `timeout` with `what`.
+pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A small deterministic random number generator (xorshift64*), so that a failing randomized
+/// test can be run again with the same seed.
+pub struct Random(u64);
+
+impl Random {
+    pub fn new(seed: u64) -> Random {
+        Random(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Returns a number below `bound`.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
 }
