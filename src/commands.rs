@@ -3,7 +3,9 @@
 
 use std::ffi::CStr;
 
-use crate::args::{self, parse_apply, parse_request, policy_arity, ArgError, Tail};
+use crate::all::{self, apply_all, parse_all, AllOutcome, AllRequest};
+use crate::args::{self, parse_apply, parse_request, policy_arity, ArgError, Request, Tail};
+use crate::cell::{self, parse_cell};
 use crate::config;
 use crate::datatype::{self, module_type, Stored};
 use crate::decision::Decision;
@@ -95,8 +97,18 @@ fn run_limit(ctx: Ctx, args: &Args, algorithm: Algorithm) -> Result<Decision, Ar
         start: 2,
     };
     let request = parse_request(command, algorithm, &tail, config::sliding_max_entries())?;
+    decide_key(ctx, command, key_name, &request, ffi::now_ms())
+}
 
-    let now_ms = ffi::now_ms();
+/// Decides one request against the limiter at a key at `now_ms`, then stores and propagates
+/// what changed.
+pub fn decide_key(
+    ctx: Ctx,
+    command: &str,
+    key_name: Arg,
+    request: &Request,
+    now_ms: u64,
+) -> Result<Decision, ArgError> {
     let key = ctx.open_key(&key_name, !request.peek);
     let mut slot = open_slot(&key, command, &key_name, &request.policy)?;
     let outcome = apply(
@@ -107,12 +119,123 @@ fn run_limit(ctx: Ctx, args: &Args, algorithm: Algorithm) -> Result<Decision, Ar
         request.peek,
     );
     if outcome.changed {
-        if save(&ctx, &key, &key_name, slot, now_ms) {
-            stats::KEYS_CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        propagate(&ctx, &key_name, now_ms, outcome.charged, &request.policy);
+        commit(
+            &ctx,
+            &key,
+            &key_name,
+            slot,
+            now_ms,
+            outcome.charged,
+            &request.policy,
+        );
     }
     Ok(outcome.decision)
+}
+
+/// Stores a changed limiter and propagates the change.
+fn commit(
+    ctx: &Ctx,
+    key: &Key,
+    key_name: &Arg,
+    slot: Slot,
+    now_ms: u64,
+    charged: u64,
+    policy: &Policy,
+) {
+    if save(ctx, key, key_name, slot, now_ms) {
+        stats::KEYS_CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    propagate(ctx, key_name, now_ms, charged, policy);
+}
+
+/// Runs `CL.THROTTLE key max_burst count_per_period period [quantity]`.
+pub fn cell_command(ctx: Ctx, args: &Args) {
+    let result = if args.len() < 2 {
+        Err(wrong_arity(cell::COMMAND))
+    } else {
+        parse_cell(&Tail {
+            list: args,
+            start: 2,
+        })
+        .and_then(|request| decide_key(ctx, cell::COMMAND, args.arg(1), &request, ffi::now_ms()))
+    };
+    match result {
+        Ok(decision) => {
+            cell::reply(&ctx, &decision);
+            stats::CELL.count_decision(decision.allowed);
+        }
+        Err(error) => {
+            ctx.reply_error(error.message());
+            stats::CELL.count_error();
+        }
+    }
+}
+
+/// Runs `RL.ALL numkeys key [key ...] policy [policy ...] [COST n] [PEEK]`.
+pub fn all_command(ctx: Ctx, args: &Args) {
+    let tail = Tail {
+        list: args,
+        start: 1,
+    };
+    let result =
+        parse_all(all::COMMAND, &tail, 1, config::sliding_max_entries()).and_then(|request| {
+            let names: Vec<Arg> = request
+                .key_indices
+                .iter()
+                .map(|&index| args.arg(index))
+                .collect();
+            decide_all(ctx, all::COMMAND, &names, &request, ffi::now_ms())
+        });
+    match result {
+        Ok(outcome) => {
+            reply::all(&ctx, &outcome);
+            stats::ALL.count_decision(outcome.combined.allowed);
+        }
+        Err(error) => {
+            ctx.reply_error(error.message());
+            stats::ALL.count_error();
+        }
+    }
+}
+
+/// Decides one request against the limiters at several keys as one, then stores and
+/// propagates what changed. Every key is checked before any is changed.
+pub fn decide_all(
+    ctx: Ctx,
+    command: &str,
+    names: &[Arg],
+    request: &AllRequest,
+    now_ms: u64,
+) -> Result<AllOutcome, ArgError> {
+    let keys: Vec<Key> = names
+        .iter()
+        .map(|name| ctx.open_key(name, !request.peek))
+        .collect();
+    let mut slots = Vec::with_capacity(keys.len());
+    for ((key, name), policy) in keys.iter().zip(names).zip(&request.policies) {
+        slots.push(open_slot(key, command, name, policy)?);
+    }
+
+    let mut limiters: Vec<&mut Limiter> = slots.iter_mut().map(Slot::limiter).collect();
+    let outcome = apply_all(
+        &mut limiters,
+        &request.policies,
+        now_ms,
+        request.cost,
+        request.peek,
+    );
+    let changed = keys
+        .iter()
+        .zip(names)
+        .zip(slots)
+        .zip(&request.policies)
+        .zip(&outcome.changed);
+    for ((((key, name), slot), policy), changed) in changed {
+        if *changed {
+            commit(&ctx, key, name, slot, now_ms, outcome.charged, policy);
+        }
+    }
+    Ok(outcome)
 }
 
 /// A limiter as a command found it at a key.

@@ -160,6 +160,55 @@ pub static DEBOUNCE: CommandDocs = CommandDocs {
     ],
 };
 
+/// The keys of `RL.ALL`: a count at argument 1, then that many keys.
+const COUNTED_KEYS: &[KeySpecDoc] = &[KeySpecDoc::Counted {
+    index: 1,
+    flags: raw::REDISMODULE_CMD_KEY_RW
+        | raw::REDISMODULE_CMD_KEY_ACCESS
+        | raw::REDISMODULE_CMD_KEY_UPDATE,
+}];
+
+pub static ALL: CommandDocs = CommandDocs {
+    summary: c"Decides one request against several limiters as one: allowed and charged only if every limiter allows it.",
+    complexity: c"O(N) in the number of keys, O(N log M) with sliding logs of M entries",
+    since: SINCE,
+    arity: -5,
+    key_specs: COUNTED_KEYS,
+    args: &[
+        count(c"numkeys", c"number of keys, each with one policy"),
+        ArgDoc {
+            multiple: true,
+            ..KEY
+        },
+        ArgDoc {
+            multiple: true,
+            summary: Some(c"FIXED limit window, SLIDING limit window [PRECISION d], TOKENBUCKET capacity tokens period, GCRA burst tokens period or THROTTLE interval, in key order"),
+            ..ArgDoc::new(c"policy", ArgType::Text)
+        },
+        COST,
+        PEEK,
+    ],
+};
+
+pub static CELL: CommandDocs = CommandDocs {
+    summary: c"Drop-in for redis-cell's CL.THROTTLE: GCRA with a burst of max_burst + 1 and a period in seconds.",
+    complexity: CONSTANT,
+    since: SINCE,
+    arity: -5,
+    key_specs: LIMITED_KEY,
+    args: &[
+        KEY,
+        count(c"max_burst", c"requests allowed at once beyond the first"),
+        count(c"count_per_period", c"requests allowed per period at the steady rate"),
+        count(c"period", c"rate period in whole seconds"),
+        ArgDoc {
+            optional: true,
+            summary: Some(c"units the request takes; 0 only reads; 1 if not given"),
+            ..ArgDoc::new(c"quantity", ArgType::Integer)
+        },
+    ],
+};
+
 pub static INFO: CommandDocs = CommandDocs {
     summary: c"Returns a limiter's algorithm, parameters and state, or null for a missing key.",
     complexity: CONSTANT,

@@ -12,7 +12,9 @@
 //! - `ffi`: the module API calls; `docs`, `config` and `stats` for COMMAND DOCS, configs and
 //!   INFO.
 
+pub mod all;
 pub mod args;
+pub mod cell;
 pub mod commands;
 pub mod config;
 pub mod datatype;
@@ -118,6 +120,24 @@ extern "C" fn rl_debounce(
     })
 }
 
+/// `RL.ALL numkeys key [key ...] policy [policy ...] [COST n] [PEEK]`
+extern "C" fn rl_all(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    run(ctx, argv, argc, commands::all_command)
+}
+
+/// `CL.THROTTLE key max_burst count_per_period period [quantity]`
+extern "C" fn cl_throttle(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    run(ctx, argv, argc, commands::cell_command)
+}
+
 /// `RL.INFO key`
 extern "C" fn rl_info(
     ctx: *mut raw::RedisModuleCtx,
@@ -172,13 +192,15 @@ fn run(
 }
 
 #[rustfmt::skip]
-static COMMANDS: [CommandSpec; 9] = [
+static COMMANDS: [CommandSpec; 11] = [
     CommandSpec { name: c"RL.FIXED", handler: rl_fixed, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::FIXED },
     CommandSpec { name: c"RL.SLIDING", handler: rl_sliding, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::SLIDING },
     CommandSpec { name: c"RL.TOKENBUCKET", handler: rl_tokenbucket, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::TOKENBUCKET },
     CommandSpec { name: c"RL.GCRA", handler: rl_gcra, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::GCRA },
     CommandSpec { name: c"RL.THROTTLE", handler: rl_throttle, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::THROTTLE },
     CommandSpec { name: c"RL.DEBOUNCE", handler: rl_debounce, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::DEBOUNCE },
+    CommandSpec { name: c"RL.ALL", handler: rl_all, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::ALL },
+    CommandSpec { name: c"CL.THROTTLE", handler: cl_throttle, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::CELL },
     CommandSpec { name: c"RL.INFO", handler: rl_info, flags: c"readonly fast", acl_categories: ACL_CATEGORY, docs: &docs::INFO },
     // Replicas and AOF replay run these two; a client that may call them can set any state.
     CommandSpec { name: c"RL.APPLY", handler: rl_apply, flags: c"write deny-oom", acl_categories: c"dangerous", docs: &docs::APPLY },

@@ -1,5 +1,6 @@
 //! Replies: the five-integer decision array and the `RL.INFO` map.
 
+use crate::all::AllOutcome;
 use crate::decision::Decision;
 use crate::ffi::Ctx;
 use crate::limiter::{InfoValue, Limiter};
@@ -12,6 +13,15 @@ pub fn decision(ctx: &Ctx, decision: &Decision) {
     ctx.reply_u64(decision.remaining);
     ctx.reply_i64(decision.retry_after_ms);
     ctx.reply_u64(decision.reset_after_ms);
+}
+
+/// Replies the `RL.ALL` arrays: the combined decision, then each limiter's own, in key order.
+pub fn all(ctx: &Ctx, outcome: &AllOutcome) {
+    ctx.reply_array(1 + outcome.each.len());
+    decision(ctx, &outcome.combined);
+    for each in &outcome.each {
+        decision(ctx, each);
+    }
 }
 
 /// Replies the `RL.INFO` fields as a map (RESP3) or a flat array of names and values (RESP2).

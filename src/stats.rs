@@ -47,9 +47,20 @@ pub static TOKENBUCKET: CommandStats = CommandStats::new("rl_tokenbucket");
 pub static GCRA: CommandStats = CommandStats::new("rl_gcra");
 pub static THROTTLE: CommandStats = CommandStats::new("rl_throttle");
 pub static DEBOUNCE: CommandStats = CommandStats::new("rl_debounce");
+pub static ALL: CommandStats = CommandStats::new("rl_all");
+pub static CELL: CommandStats = CommandStats::new("cl_throttle");
 
 /// Every command with counters, in the order `INFO ratelimit` lists them.
-pub static ALL: [&CommandStats; 6] = [&FIXED, &SLIDING, &TOKENBUCKET, &GCRA, &THROTTLE, &DEBOUNCE];
+pub static COMMANDS: [&CommandStats; 8] = [
+    &FIXED,
+    &SLIDING,
+    &TOKENBUCKET,
+    &GCRA,
+    &THROTTLE,
+    &DEBOUNCE,
+    &ALL,
+    &CELL,
+];
 
 /// Limiter keys this server created since it started: created by a command, not loaded,
 /// replicated or copied.
@@ -64,7 +75,7 @@ pub fn add_info(ctx: &InfoContext, _for_crash_report: bool) {
         unsafe { api!(RedisModule_InfoAddFieldLongLong)(ctx.ctx, name.as_ptr(), value) };
     };
     unsafe { api!(RedisModule_InfoAddSection)(ctx.ctx, std::ptr::null()) };
-    for stats in ALL {
+    for stats in COMMANDS {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         add(&format!("{}_calls", stats.name), load(&stats.calls));
         add(&format!("{}_allowed", stats.name), load(&stats.allowed));

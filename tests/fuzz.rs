@@ -186,7 +186,7 @@ fn lasting_snapshot(con: &mut redis::Connection, key: &str) -> Option<(Option<Ve
         .arg(key)
         .query(con)
         .unwrap();
-    (ttl < 0 || ttl > 10_000).then_some((dump, expiry))
+    (!(0..=10_000).contains(&ttl)).then_some((dump, expiry))
 }
 
 fn create_keys(con: &mut redis::Connection) {
