@@ -209,6 +209,37 @@ pub static CELL: CommandDocs = CommandDocs {
     ],
 };
 
+/// The key of a plain `RL.WAIT`. With `ALL` the keys follow a count instead, so the spec is
+/// marked incomplete and the server asks the command for its keys.
+const WAITED_KEY: &[KeySpecDoc] = &[KeySpecDoc::Single {
+    index: 3,
+    flags: raw::REDISMODULE_CMD_KEY_RW
+        | raw::REDISMODULE_CMD_KEY_ACCESS
+        | raw::REDISMODULE_CMD_KEY_UPDATE
+        | raw::REDISMODULE_CMD_KEY_INCOMPLETE,
+}];
+
+pub static WAIT: CommandDocs = CommandDocs {
+    summary: c"Blocks until the wrapped limiter allows the request, or until timeout, then replies as the wrapped command.",
+    complexity: c"As the wrapped command, each time the waiter is checked",
+    since: SINCE,
+    arity: -5,
+    key_specs: WAITED_KEY,
+    args: &[
+        duration(c"timeout", c"the longest wait, such as 5s; 0 waits forever"),
+        ArgDoc {
+            summary: Some(c"FIXED, SLIDING, TOKENBUCKET, GCRA, THROTTLE or ALL"),
+            ..ArgDoc::new(c"algorithm", ArgType::Text)
+        },
+        KEY,
+        ArgDoc {
+            multiple: true,
+            summary: Some(c"the wrapped command's arguments after its key, or ALL's after numkeys"),
+            ..ArgDoc::new(c"argument", ArgType::Text)
+        },
+    ],
+};
+
 pub static INFO: CommandDocs = CommandDocs {
     summary: c"Returns a limiter's algorithm, parameters and state, or null for a missing key.",
     complexity: CONSTANT,

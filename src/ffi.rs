@@ -260,6 +260,31 @@ impl Arg {
     }
 }
 
+/// A string this module created, freed on drop.
+pub struct OwnedString {
+    ctx: *mut raw::RedisModuleCtx,
+    string: *mut raw::RedisModuleString,
+}
+
+impl OwnedString {
+    pub fn new(ctx: Ctx, bytes: &[u8]) -> OwnedString {
+        let string =
+            unsafe { api!(RedisModule_CreateString)(ctx.0, bytes.as_ptr().cast(), bytes.len()) };
+        OwnedString { ctx: ctx.0, string }
+    }
+
+    /// Borrows the string as a command argument.
+    pub fn arg(&self) -> Arg {
+        Arg(self.string)
+    }
+}
+
+impl Drop for OwnedString {
+    fn drop(&mut self) {
+        unsafe { api!(RedisModule_FreeString)(self.ctx, self.string) };
+    }
+}
+
 /// The arguments of a command, the command name first.
 pub struct Args<'a>(&'a [Arg]);
 
@@ -390,6 +415,28 @@ impl Drop for Key {
 }
 
 impl Ctx {
+    /// Whether the server calls the command only to learn where its keys are.
+    pub fn is_keys_position_request(&self) -> bool {
+        unsafe { api!(RedisModule_IsKeysPositionRequest)(self.0) != 0 }
+    }
+
+    pub fn selected_db(&self) -> c_int {
+        unsafe { api!(RedisModule_GetSelectedDb)(self.0) }
+    }
+
+    pub fn select_db(&self, db: c_int) {
+        unsafe { api!(RedisModule_SelectDb)(self.0, db) };
+    }
+
+    /// Blocks the calling client without a server timeout; the module unblocks it.
+    pub fn block_client(
+        &self,
+        reply_callback: raw::RedisModuleCmdFunc,
+        free_reply: Option<unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut c_void)>,
+    ) -> *mut raw::RedisModuleBlockedClient {
+        unsafe { api!(RedisModule_BlockClient)(self.0, reply_callback, None, free_reply, 0) }
+    }
+
     /// Propagates the running command as it was called.
     pub fn replicate_verbatim(&self) {
         unsafe { api!(RedisModule_ReplicateVerbatim)(self.0) };

@@ -31,6 +31,7 @@ pub mod ring;
 pub mod sliding;
 pub mod stats;
 pub mod throttle;
+pub mod wait;
 
 use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -129,6 +130,15 @@ extern "C" fn rl_all(
     run(ctx, argv, argc, commands::all_command)
 }
 
+/// `RL.WAIT timeout algorithm key args...` and `RL.WAIT timeout ALL numkeys key ... policies`
+extern "C" fn rl_wait(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    run(ctx, argv, argc, wait::wait_command)
+}
+
 /// `CL.THROTTLE key max_burst count_per_period period [quantity]`
 extern "C" fn cl_throttle(
     ctx: *mut raw::RedisModuleCtx,
@@ -192,7 +202,7 @@ fn run(
 }
 
 #[rustfmt::skip]
-static COMMANDS: [CommandSpec; 11] = [
+static COMMANDS: [CommandSpec; 12] = [
     CommandSpec { name: c"RL.FIXED", handler: rl_fixed, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::FIXED },
     CommandSpec { name: c"RL.SLIDING", handler: rl_sliding, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::SLIDING },
     CommandSpec { name: c"RL.TOKENBUCKET", handler: rl_tokenbucket, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::TOKENBUCKET },
@@ -200,6 +210,7 @@ static COMMANDS: [CommandSpec; 11] = [
     CommandSpec { name: c"RL.THROTTLE", handler: rl_throttle, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::THROTTLE },
     CommandSpec { name: c"RL.DEBOUNCE", handler: rl_debounce, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::DEBOUNCE },
     CommandSpec { name: c"RL.ALL", handler: rl_all, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::ALL },
+    CommandSpec { name: c"RL.WAIT", handler: rl_wait, flags: c"write deny-oom blocking getkeys-api", acl_categories: ACL_CATEGORY, docs: &docs::WAIT },
     CommandSpec { name: c"CL.THROTTLE", handler: cl_throttle, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::CELL },
     CommandSpec { name: c"RL.INFO", handler: rl_info, flags: c"readonly fast", acl_categories: ACL_CATEGORY, docs: &docs::INFO },
     // Replicas and AOF replay run these two; a client that may call them can set any state.

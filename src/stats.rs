@@ -49,9 +49,10 @@ pub static THROTTLE: CommandStats = CommandStats::new("rl_throttle");
 pub static DEBOUNCE: CommandStats = CommandStats::new("rl_debounce");
 pub static ALL: CommandStats = CommandStats::new("rl_all");
 pub static CELL: CommandStats = CommandStats::new("cl_throttle");
+pub static WAIT: CommandStats = CommandStats::new("rl_wait");
 
 /// Every command with counters, in the order `INFO ratelimit` lists them.
-pub static COMMANDS: [&CommandStats; 8] = [
+pub static COMMANDS: [&CommandStats; 9] = [
     &FIXED,
     &SLIDING,
     &TOKENBUCKET,
@@ -59,6 +60,7 @@ pub static COMMANDS: [&CommandStats; 8] = [
     &THROTTLE,
     &DEBOUNCE,
     &ALL,
+    &WAIT,
     &CELL,
 ];
 
@@ -67,7 +69,8 @@ pub static COMMANDS: [&CommandStats; 8] = [
 pub static KEYS_CREATED: AtomicU64 = AtomicU64::new(0);
 
 /// Adds the `ratelimit` section to INFO: for each command `<command>_calls`, `_allowed`,
-/// `_denied` and `_errors`, then `keys_created`. The server puts `ratelimit_` before each name.
+/// `_denied` and `_errors`, then `keys_created` and `blocked_waiters`, the clients in
+/// `RL.WAIT` now. The server puts `ratelimit_` before each name.
 pub fn add_info(ctx: &InfoContext, _for_crash_report: bool) {
     let add = |name: &str, value: u64| {
         let name = std::ffi::CString::new(name).unwrap_or_default();
@@ -83,4 +86,8 @@ pub fn add_info(ctx: &InfoContext, _for_crash_report: bool) {
         add(&format!("{}_errors", stats.name), load(&stats.errors));
     }
     add("keys_created", KEYS_CREATED.load(Ordering::Relaxed));
+    add(
+        "blocked_waiters",
+        crate::wait::WAITERS.load(Ordering::Relaxed),
+    );
 }

@@ -219,3 +219,27 @@ fn transaction_and_script_calls_replicate_in_order() {
     assert_eq!(common::info_number(&mut replica_con, "f", "used"), 2);
     assert_same_state(&mut con, &mut replica_con);
 }
+
+#[test]
+fn granted_waiter_replicates() {
+    let primary = Server::start_with(&FAST_SYNC);
+    let replica = start_replica_of(&primary, &[]);
+    let mut con = primary.connect();
+    decide(&mut con, &["RL.TOKENBUCKET", "k", "1", "1", "200ms"]);
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let mut waiter = primary.connect();
+            std::thread::spawn(move || {
+                decide(
+                    &mut waiter,
+                    &["RL.WAIT", "5s", "TOKENBUCKET", "k", "1", "1", "200ms"],
+                )
+            })
+        })
+        .collect();
+    for waiter in waiters {
+        assert_eq!(waiter.join().unwrap()[0], 1);
+    }
+    wait_for_replica(&mut con);
+    assert_same_state(&mut con, &mut replica.connect());
+}
