@@ -55,6 +55,13 @@ const LIMIT_FLAGS: &CStr = c"write deny-oom fast";
 /// The module's own ACL category, created at load.
 const ACL_CATEGORY: &CStr = c"ratelimit";
 
+// Setting a command's ACL categories replaces those its flags imply, so each list names them
+// again: @write and @fast for `write` and `fast`, and so on.
+const LIMIT_CATEGORIES: &CStr = c"ratelimit write fast";
+const READ_CATEGORIES: &CStr = c"ratelimit read fast";
+const WAIT_CATEGORIES: &CStr = c"ratelimit write slow blocking";
+const INTERNAL_CATEGORIES: &CStr = c"dangerous write slow";
+
 /// `RL.FIXED key limit window [COST n] [PEEK]`
 extern "C" fn rl_fixed(
     ctx: *mut raw::RedisModuleCtx,
@@ -203,19 +210,19 @@ fn run(
 
 #[rustfmt::skip]
 static COMMANDS: [CommandSpec; 12] = [
-    CommandSpec { name: c"RL.FIXED", handler: rl_fixed, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::FIXED },
-    CommandSpec { name: c"RL.SLIDING", handler: rl_sliding, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::SLIDING },
-    CommandSpec { name: c"RL.TOKENBUCKET", handler: rl_tokenbucket, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::TOKENBUCKET },
-    CommandSpec { name: c"RL.GCRA", handler: rl_gcra, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::GCRA },
-    CommandSpec { name: c"RL.THROTTLE", handler: rl_throttle, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::THROTTLE },
-    CommandSpec { name: c"RL.DEBOUNCE", handler: rl_debounce, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::DEBOUNCE },
-    CommandSpec { name: c"RL.ALL", handler: rl_all, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::ALL },
-    CommandSpec { name: c"RL.WAIT", handler: rl_wait, flags: c"write deny-oom blocking getkeys-api", acl_categories: ACL_CATEGORY, docs: &docs::WAIT },
-    CommandSpec { name: c"CL.THROTTLE", handler: cl_throttle, flags: LIMIT_FLAGS, acl_categories: ACL_CATEGORY, docs: &docs::CELL },
-    CommandSpec { name: c"RL.INFO", handler: rl_info, flags: c"readonly fast", acl_categories: ACL_CATEGORY, docs: &docs::INFO },
+    CommandSpec { name: c"RL.FIXED", handler: rl_fixed, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::FIXED },
+    CommandSpec { name: c"RL.SLIDING", handler: rl_sliding, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::SLIDING },
+    CommandSpec { name: c"RL.TOKENBUCKET", handler: rl_tokenbucket, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::TOKENBUCKET },
+    CommandSpec { name: c"RL.GCRA", handler: rl_gcra, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::GCRA },
+    CommandSpec { name: c"RL.THROTTLE", handler: rl_throttle, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::THROTTLE },
+    CommandSpec { name: c"RL.DEBOUNCE", handler: rl_debounce, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::DEBOUNCE },
+    CommandSpec { name: c"RL.ALL", handler: rl_all, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::ALL },
+    CommandSpec { name: c"RL.WAIT", handler: rl_wait, flags: c"write deny-oom blocking getkeys-api", acl_categories: WAIT_CATEGORIES, docs: &docs::WAIT },
+    CommandSpec { name: c"CL.THROTTLE", handler: cl_throttle, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::CELL },
+    CommandSpec { name: c"RL.INFO", handler: rl_info, flags: c"readonly fast", acl_categories: READ_CATEGORIES, docs: &docs::INFO },
     // Replicas and AOF replay run these two; a client that may call them can set any state.
-    CommandSpec { name: c"RL.APPLY", handler: rl_apply, flags: c"write deny-oom", acl_categories: c"dangerous", docs: &docs::APPLY },
-    CommandSpec { name: c"RL.LOAD", handler: rl_load, flags: c"write deny-oom", acl_categories: c"dangerous", docs: &docs::LOAD },
+    CommandSpec { name: c"RL.APPLY", handler: rl_apply, flags: c"write deny-oom", acl_categories: INTERNAL_CATEGORIES, docs: &docs::APPLY },
+    CommandSpec { name: c"RL.LOAD", handler: rl_load, flags: c"write deny-oom", acl_categories: INTERNAL_CATEGORIES, docs: &docs::LOAD },
 ];
 
 /// Registers the commands once the data type and configs are in place.
