@@ -4,7 +4,9 @@
 use std::ffi::CStr;
 
 use crate::all::{self, apply_all, parse_all, AllOutcome, AllRequest};
-use crate::args::{self, parse_apply, parse_request, policy_arity, ArgError, Request, Tail};
+use crate::args::{
+    self, parse_apply, parse_request, policy_arity, ArgError, ArgList, Request, Tail,
+};
 use crate::cell::{self, parse_cell};
 use crate::config;
 use crate::datatype::{self, module_type, Stored};
@@ -173,6 +175,13 @@ pub fn cell_command(ctx: Ctx, args: &Args) {
 
 /// Runs `RL.ALL numkeys key [key ...] policy [policy ...] [COST n] [PEEK]`.
 pub fn all_command(ctx: Ctx, args: &Args) {
+    if ctx.is_keys_position_request() {
+        let numkeys = args::parse_digits(args.get(1)).unwrap_or(0) as usize;
+        for index in (2..args.len()).take(numkeys) {
+            ctx.key_at(index);
+        }
+        return;
+    }
     let tail = Tail {
         list: args,
         start: 1,

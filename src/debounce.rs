@@ -54,6 +54,15 @@ impl Debounce {
         self.last_request_ms = Some(self.clamp(now_ms));
     }
 
+    /// Applies a new interval at `now_ms`. A quiet period that has passed stays passed: a
+    /// longer interval must not bring back the request before it.
+    pub fn set_interval(&mut self, interval_ms: u64, now_ms: u64) {
+        if self.is_quiet(now_ms) {
+            self.last_request_ms = None;
+        }
+        self.interval_ms = interval_ms;
+    }
+
     pub fn reset_after_ms(&self, now_ms: u64) -> u64 {
         until(self.quiet_at_ms(), self.clamp(now_ms))
     }

@@ -160,7 +160,8 @@ pub static DEBOUNCE: CommandDocs = CommandDocs {
     ],
 };
 
-/// The keys of `RL.ALL`: a count at argument 1, then that many keys.
+/// The keys of `RL.ALL`: a count at argument 1, then that many keys. Valkey 9.1.2 does not route
+/// the command in a cluster by this spec alone, so it also answers keys position requests.
 const COUNTED_KEYS: &[KeySpecDoc] = &[KeySpecDoc::Counted {
     index: 1,
     flags: raw::REDISMODULE_CMD_KEY_RW

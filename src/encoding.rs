@@ -274,8 +274,26 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An unsigned LEB128 varint of up to 10 bytes. Every field but one is a `u64`, so this
+    /// path avoids 128-bit arithmetic: it is the hot path of reading a packed limiter.
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
-        u64::try_from(self.u128()?).map_err(|_| DecodeError("number overflows"))
+        let mut value = 0u64;
+        for (index, &byte) in self.bytes.iter().enumerate().take(10) {
+            let bits = u64::from(byte & 0x7f);
+            // The 10th byte carries the top bit of 64.
+            if index == 9 && bits > 1 {
+                break;
+            }
+            value |= bits << (7 * index);
+            if byte & 0x80 == 0 {
+                self.bytes = &self.bytes[index + 1..];
+                return Ok(value);
+            }
+        }
+        if self.bytes.len() < 10 && self.bytes.iter().all(|byte| byte & 0x80 != 0) {
+            return Err(DecodeError("truncated state"));
+        }
+        Err(DecodeError("number overflows"))
     }
 
     /// A count of units: 1 to 2^63 - 1.
@@ -358,6 +376,27 @@ mod tests {
             assert_eq!(reader.u128(), Ok(value));
             assert!(reader.finish().is_ok());
         }
+    }
+
+    #[test]
+    fn u64_varints_match_u128_decoding() {
+        for value in [0, 1, 127, 128, 300, 1 << 35, u64::MAX - 1, u64::MAX] {
+            let mut bytes = Vec::new();
+            put_varint(&mut bytes, value.into());
+            let mut reader = Reader::new(&bytes);
+            assert_eq!(reader.u64(), Ok(value));
+            assert!(reader.finish().is_ok());
+        }
+        let mut too_big = Vec::new();
+        put_varint(&mut too_big, u128::from(u64::MAX) + 1);
+        assert_eq!(
+            Reader::new(&too_big).u64(),
+            Err(DecodeError("number overflows"))
+        );
+        assert_eq!(
+            Reader::new(&[0x80, 0x80]).u64(),
+            Err(DecodeError("truncated state"))
+        );
     }
 
     #[test]

@@ -420,6 +420,11 @@ impl Ctx {
         unsafe { api!(RedisModule_IsKeysPositionRequest)(self.0) != 0 }
     }
 
+    /// Reports argument `index` as a key, answering a keys position request.
+    pub fn key_at(&self, index: usize) {
+        unsafe { api!(RedisModule_KeyAtPos)(self.0, index as c_int) };
+    }
+
     pub fn selected_db(&self) -> c_int {
         unsafe { api!(RedisModule_GetSelectedDb)(self.0) }
     }

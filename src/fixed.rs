@@ -70,6 +70,15 @@ impl Fixed {
         }
     }
 
+    /// Applies new parameters at `now_ms`. A window that has closed stays closed: a longer
+    /// window must not bring back the units of one that ended.
+    pub fn set_params(&mut self, params: FixedParams, now_ms: u64) {
+        if self.used_at(self.clamp(now_ms)) == 0 {
+            self.used = 0;
+        }
+        self.params = params;
+    }
+
     pub fn reset_after_ms(&self, now_ms: u64) -> u64 {
         let now_ms = self.clamp(now_ms);
         if self.used_at(now_ms) == 0 {

@@ -86,10 +86,10 @@ impl Rate {
         self.used_scaled = if params.period_ms == self.params.period_ms {
             used
         } else {
-            div_ceil(
-                used * u128::from(params.period_ms),
-                u128::from(self.params.period_ms),
-            )
+            // used * new / old, split at whole units so that no product passes 2^106.
+            let old = u128::from(self.params.period_ms);
+            let new = u128::from(params.period_ms);
+            (used / old) * new + div_ceil((used % old) * new, old)
         };
         self.at_ms = now_ms;
         self.params = params;
@@ -205,6 +205,20 @@ mod tests {
         );
         assert_eq!(rate.used_scaled, 8000);
         assert_eq!(rate.reset_after_ms(0), 8000);
+    }
+
+    #[test]
+    fn new_period_on_huge_usage_does_not_overflow() {
+        let max = i64::MAX as u64;
+        let mut rate = bucket(max, 1, 31_536_000_000);
+        request(&mut rate, 0, max);
+        let doubled = RateParams {
+            capacity: max,
+            tokens: 1,
+            period_ms: 63_072_000_000,
+        };
+        rate.set_params(doubled, 0);
+        assert_eq!(rate.used_scaled, u128::from(max) * 63_072_000_000);
     }
 
     #[test]

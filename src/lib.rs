@@ -216,7 +216,7 @@ static COMMANDS: [CommandSpec; 12] = [
     CommandSpec { name: c"RL.GCRA", handler: rl_gcra, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::GCRA },
     CommandSpec { name: c"RL.THROTTLE", handler: rl_throttle, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::THROTTLE },
     CommandSpec { name: c"RL.DEBOUNCE", handler: rl_debounce, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::DEBOUNCE },
-    CommandSpec { name: c"RL.ALL", handler: rl_all, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::ALL },
+    CommandSpec { name: c"RL.ALL", handler: rl_all, flags: c"write deny-oom fast getkeys-api", acl_categories: LIMIT_CATEGORIES, docs: &docs::ALL },
     CommandSpec { name: c"RL.WAIT", handler: rl_wait, flags: c"write deny-oom blocking getkeys-api", acl_categories: WAIT_CATEGORIES, docs: &docs::WAIT },
     CommandSpec { name: c"CL.THROTTLE", handler: cl_throttle, flags: LIMIT_FLAGS, acl_categories: LIMIT_CATEGORIES, docs: &docs::CELL },
     CommandSpec { name: c"RL.INFO", handler: rl_info, flags: c"readonly fast", acl_categories: READ_CATEGORIES, docs: &docs::INFO },

@@ -158,17 +158,17 @@ impl Limiter {
     /// Parameters of another algorithm are ignored; callers check the algorithm first.
     pub fn set_policy(&mut self, policy: &Policy, now_ms: u64) {
         match (self, *policy) {
-            (Limiter::Fixed(fixed), Policy::Fixed(params)) => fixed.params = params,
+            (Limiter::Fixed(fixed), Policy::Fixed(params)) => fixed.set_params(params, now_ms),
             (Limiter::Sliding(sliding), Policy::Sliding(params)) => {
                 sliding.set_params(params, now_ms)
             }
             (Limiter::TokenBucket(rate), Policy::TokenBucket(params))
             | (Limiter::Gcra(rate), Policy::Gcra(params)) => rate.set_params(params, now_ms),
             (Limiter::Throttle(throttle), Policy::Throttle { interval_ms }) => {
-                throttle.interval_ms = interval_ms
+                throttle.set_interval(interval_ms, now_ms)
             }
             (Limiter::Debounce(debounce), Policy::Debounce { interval_ms }) => {
-                debounce.interval_ms = interval_ms
+                debounce.set_interval(interval_ms, now_ms)
             }
             _ => {}
         }

@@ -45,6 +45,15 @@ impl Throttle {
         self.last_allowed_ms = Some(self.clamp(now_ms));
     }
 
+    /// Applies a new interval at `now_ms`. An event whose interval has passed stays passed: a
+    /// longer interval must not bring it back.
+    pub fn set_interval(&mut self, interval_ms: u64, now_ms: u64) {
+        if self.reset_after_ms(now_ms) == 0 {
+            self.last_allowed_ms = None;
+        }
+        self.interval_ms = interval_ms;
+    }
+
     pub fn reset_after_ms(&self, now_ms: u64) -> u64 {
         until(self.next_allowed_ms(), self.clamp(now_ms))
     }

@@ -165,7 +165,7 @@ impl Waiting {
 /// Reports the key positions for `COMMAND GETKEYS` and cluster routing.
 fn report_keys(ctx: Ctx, args: &Args) {
     for index in key_positions(args) {
-        unsafe { api!(RedisModule_KeyAtPos)(ctx.raw(), index as c_int) };
+        ctx.key_at(index);
     }
 }
 

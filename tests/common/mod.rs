@@ -58,13 +58,26 @@ pub fn server_path() -> PathBuf {
     PathBuf::from("valkey-server")
 }
 
-/// Returns a free loopback port, as the kernel hands one out.
+/// The client ports servers take. They are below Linux's default ephemeral range (32768 to
+/// 60999), so that no outgoing connection takes one between the check here and the server's
+/// bind, and below the cluster bus ports of tests/common/cluster.rs.
+const PORTS: std::ops::Range<u32> = 10_000..20_000;
+
+/// Returns a loopback port that is free now, picked at random so that parallel tests rarely
+/// pick the same one; `Server::launch` starts again on another port if the bind fails anyway.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port is free");
-    listener
-        .local_addr()
-        .expect("the listener has an address")
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+    loop {
+        let step = NEXT.fetch_add(7919, Ordering::Relaxed);
+        let port = PORTS.start + seed.wrapping_add(step) % (PORTS.end - PORTS.start);
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
 }
 
 fn new_dir() -> PathBuf {
@@ -138,6 +151,19 @@ impl Server {
     }
 
     fn launch(&mut self) {
+        for _ in 0..5 {
+            match self.try_launch() {
+                Ok(()) => return,
+                // Another process took the port between the check and the bind.
+                Err(log) if log.contains("Address already in use") => self.port = free_port(),
+                Err(log) => panic!("valkey-server did not start; log:\n{log}"),
+            }
+        }
+        panic!("no free port after five tries; log:\n{}", self.log());
+    }
+
+    /// Starts the server; on failure returns its log.
+    fn try_launch(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(self.log_path()).expect("the log file can be created");
         let mut command = Command::new(server_path());
         command
@@ -155,33 +181,35 @@ impl Server {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", server_path().display()));
         self.child = Some(child);
-        self.wait_until_ready();
+        self.wait_until_ready()
     }
 
-    fn wait_until_ready(&mut self) {
+    fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = self
+            let exited = self
                 .child
                 .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten())
-            {
-                panic!("valkey-server exited with {status}; log:\n{}", self.log());
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                return Err(format!(
+                    "valkey-server exited with {status}:\n{}",
+                    self.log()
+                ));
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 if let Ok(mut connection) = self.try_connect() {
                     let pong: redis::RedisResult<String> =
                         redis::cmd("PING").query(&mut connection);
                     if pong.is_ok() {
-                        return;
+                        return Ok(());
                     }
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not answer; log:\n{}",
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!("the server did not answer:\n{}", self.log()));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
