@@ -80,9 +80,15 @@ fn padded_size(layout: Layout) -> usize {
 
 /// Returns the command time, in milliseconds since the epoch: the clock that key expiry uses.
 /// It is fixed for the length of a command, a MULTI/EXEC block or a script.
+///
+/// NOTE: Redis 7.0 has no cached command time in its module API, so there the module reads
+/// the live clock, and calls inside one MULTI/EXEC block or script may see different times.
 pub fn now_ms() -> u64 {
-    let micros = unsafe { api!(RedisModule_CachedMicroseconds)() };
-    u64::try_from(micros / 1000).unwrap_or(0)
+    let millis = match unsafe { raw::RedisModule_CachedMicroseconds } {
+        Some(cached_micros) => unsafe { cached_micros() / 1000 },
+        None => unsafe { api!(RedisModule_Milliseconds)() },
+    };
+    u64::try_from(millis).unwrap_or(0)
 }
 
 /// A command's context.
