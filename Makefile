@@ -77,7 +77,7 @@ test: build server
 
 bench: build server
 	cargo bench --bench algorithms
-	bench/load.sh
+	python3 bench/load.py
 
 lint:
 	cargo fmt --check
