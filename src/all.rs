@@ -138,7 +138,9 @@ pub fn parse_all<A: ArgList + ?Sized>(
 pub struct AllOutcome {
     /// The combined verdict.
     pub combined: Decision,
-    /// Each limiter's own decision on the request, as if it were alone.
+    /// Each limiter's own decision on the request. When the request is denied, a limiter that
+    /// would have allowed it shows allowed, but with its remaining units and reset time as they
+    /// are, since nothing was charged.
     pub each: Vec<Decision>,
     /// Units charged to each limiter: the cost if the request was allowed, else 0.
     pub charged: u64,
@@ -161,20 +163,51 @@ pub fn apply_all(
         .map(|(limiter, policy)| limiter.policy() != *policy)
         .collect();
 
-    let each: Vec<Decision> = limiters
+    // Each limiter's decision, with the units it has now and the time until it resets, for
+    // a denied request that charges nothing.
+    let looked: Vec<(Decision, u64, u64)> = limiters
         .iter_mut()
         .zip(policies)
         .zip(&new_policy)
-        .map(|((limiter, policy), new_policy)| match (peek, new_policy) {
-            (true, true) => {
-                let mut preview = (**limiter).clone();
-                preview.set_policy(policy, now_ms);
-                preview.decide(now_ms, cost, true)
+        .map(|((limiter, policy), new_policy)| {
+            let look = |limiter: &Limiter, decision| {
+                (
+                    decision,
+                    limiter.available(now_ms),
+                    limiter.reset_after_ms(now_ms),
+                )
+            };
+            match (peek, new_policy) {
+                (true, true) => {
+                    let mut preview = (**limiter).clone();
+                    preview.set_policy(policy, now_ms);
+                    let decision = preview.decide(now_ms, cost, true);
+                    look(&preview, decision)
+                }
+                (true, false) => look(limiter, limiter.decide(now_ms, cost, true)),
+                (false, _) => {
+                    limiter.set_policy(policy, now_ms);
+                    let decision = limiter.decide(now_ms, cost, false);
+                    look(limiter, decision)
+                }
             }
-            (true, false) => limiter.decide(now_ms, cost, true),
-            (false, _) => {
-                limiter.set_policy(policy, now_ms);
-                limiter.decide(now_ms, cost, false)
+        })
+        .collect();
+
+    // When one limiter denies, none is charged, so a limiter that would have allowed the
+    // request reports its state as it is, not as a charge would have left it.
+    let allowed = looked.iter().all(|(decision, _, _)| decision.allowed);
+    let each: Vec<Decision> = looked
+        .into_iter()
+        .map(|(decision, available, reset_after_ms)| {
+            if allowed || !decision.allowed {
+                decision
+            } else {
+                Decision {
+                    remaining: available,
+                    reset_after_ms,
+                    ..decision
+                }
             }
         })
         .collect();
@@ -312,7 +345,8 @@ mod tests {
         let outcome = apply_all(&mut [&mut first, &mut second], &policies, 1, 1, false);
         assert!(!outcome.combined.allowed);
         assert_eq!(outcome.charged, 0);
-        assert_eq!(outcome.each[1], Decision::allow(5, 3, 999));
+        // The service limiter would allow it, and shows its state uncharged.
+        assert_eq!(outcome.each[1], Decision::allow(5, 4, 999));
         assert_eq!(second.reset_after_ms(1), 999);
         assert_eq!(outcome.combined, Decision::deny(1, 0, Some(999), 999));
     }

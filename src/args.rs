@@ -164,6 +164,24 @@ pub fn parse_duration(command: &str, argument: &str, value: &[u8]) -> Result<u64
     Ok(milliseconds as u64)
 }
 
+/// Whether a value is a well-formed duration of zero, such as `0`, `0s` or `0.00ms`.
+pub fn is_zero_duration(value: &[u8]) -> bool {
+    let digits_end = value
+        .iter()
+        .position(|byte| !byte.is_ascii_digit() && *byte != b'.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(digits_end);
+    let well_formed = match number.iter().position(|byte| *byte == b'.') {
+        None => !number.is_empty(),
+        Some(point) => {
+            point > 0
+                && point + 1 < number.len()
+                && number.iter().filter(|byte| **byte == b'.').count() == 1
+        }
+    };
+    well_formed && number.iter().all(|byte| matches!(byte, b'0' | b'.')) && unit_ms(unit).is_some()
+}
+
 /// Milliseconds in one unit of a duration; no unit means seconds.
 fn unit_ms(unit: &[u8]) -> Option<u64> {
     const UNITS: [(&[u8], u64); 6] = [
@@ -563,6 +581,16 @@ mod tests {
                  got '{value}'"
             );
             assert_eq!(error.message(), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn zero_durations_are_recognised() {
+        for zero in ["0", "0s", "0.0ms", "00m", "0.000D"] {
+            assert!(is_zero_duration(zero.as_bytes()), "{zero}");
+        }
+        for other in ["", "1", "0.5ms", ".0", "0.", "0.0.0", "0x", "-0", "s"] {
+            assert!(!is_zero_duration(other.as_bytes()), "{other}");
         }
     }
 

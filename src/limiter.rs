@@ -217,34 +217,51 @@ pub enum InfoValue {
 }
 
 impl Limiter {
+    /// Returns the units a request could take at `now_ms`, without deciding one.
+    pub fn available(&self, now_ms: u64) -> u64 {
+        match self {
+            Limiter::Fixed(fixed) => {
+                let used = fixed.used_at(now_ms.max(fixed.window_start_ms));
+                fixed.params.limit.saturating_sub(used)
+            }
+            Limiter::Sliding(sliding) => {
+                sliding.params.limit.saturating_sub(sliding.used_at(now_ms))
+            }
+            Limiter::TokenBucket(rate) | Limiter::Gcra(rate) => {
+                let now_ms = now_ms.max(rate.at_ms);
+                let period = u128::from(rate.params.period_ms);
+                let full = u128::from(rate.params.capacity) * period;
+                let available = full.saturating_sub(rate.used_scaled_at(now_ms)) / period;
+                u64::try_from(available).unwrap_or(u64::MAX)
+            }
+            Limiter::Throttle(throttle) => u64::from(throttle.reset_after_ms(now_ms) == 0),
+            Limiter::Debounce(debounce) => u64::from(debounce.is_quiet(now_ms)),
+        }
+    }
+
     /// Lists the fields of `RL.INFO` at `now_ms`: the algorithm, its parameters, its state, and the
     /// units available now with the time until it is fresh.
     pub fn info(&self, now_ms: u64) -> Vec<(&'static str, InfoValue)> {
         use InfoValue::{Number, Text};
 
         let mut fields = vec![("algorithm", Text(self.algorithm().name()))];
-        let remaining = match self {
-            Limiter::Fixed(fixed) => {
-                let used = fixed.used_at(now_ms.max(fixed.window_start_ms));
-                fields.extend([
-                    ("limit", Number(fixed.params.limit.into())),
-                    ("window_ms", Number(fixed.params.window_ms.into())),
-                    ("window_start_ms", Number(fixed.window_start_ms.into())),
-                    ("used", Number(used.into())),
-                ]);
-                fixed.params.limit.saturating_sub(used)
-            }
-            Limiter::Sliding(sliding) => {
-                let used = sliding.used_at(now_ms);
-                fields.extend([
-                    ("limit", Number(sliding.params.limit.into())),
-                    ("window_ms", Number(sliding.params.window_ms.into())),
-                    ("precision_ms", Number(sliding.params.precision_ms.into())),
-                    ("used", Number(used.into())),
-                    ("entries", Number(sliding.entry_count() as u128)),
-                ]);
-                sliding.params.limit.saturating_sub(used)
-            }
+        match self {
+            Limiter::Fixed(fixed) => fields.extend([
+                ("limit", Number(fixed.params.limit.into())),
+                ("window_ms", Number(fixed.params.window_ms.into())),
+                ("window_start_ms", Number(fixed.window_start_ms.into())),
+                (
+                    "used",
+                    Number(fixed.used_at(now_ms.max(fixed.window_start_ms)).into()),
+                ),
+            ]),
+            Limiter::Sliding(sliding) => fields.extend([
+                ("limit", Number(sliding.params.limit.into())),
+                ("window_ms", Number(sliding.params.window_ms.into())),
+                ("precision_ms", Number(sliding.params.precision_ms.into())),
+                ("used", Number(sliding.used_at(now_ms).into())),
+                ("entries", Number(sliding.entry_count() as u128)),
+            ]),
             Limiter::TokenBucket(rate) | Limiter::Gcra(rate) => {
                 let capacity_name = match self {
                     Limiter::Gcra(_) => "burst",
@@ -255,33 +272,28 @@ impl Limiter {
                     ("tokens", Number(rate.params.tokens.into())),
                     ("period_ms", Number(rate.params.period_ms.into())),
                 ]);
-                let now_ms = now_ms.max(rate.at_ms);
                 if let Limiter::Gcra(_) = self {
+                    let now_ms = now_ms.max(rate.at_ms);
                     let tat_ms = u128::from(now_ms) + u128::from(rate.reset_after_ms(now_ms));
                     fields.push(("tat_ms", Number(tat_ms)));
                 }
-                let period = u128::from(rate.params.period_ms);
-                let full = u128::from(rate.params.capacity) * period;
-                let available = full.saturating_sub(rate.used_scaled_at(now_ms)) / period;
-                u64::try_from(available).unwrap_or(u64::MAX)
             }
-            Limiter::Throttle(throttle) => {
-                let last = throttle.last_allowed_ms.map_or(0, u128::from);
-                fields.extend([
-                    ("interval_ms", Number(throttle.interval_ms.into())),
-                    ("last_allowed_ms", Number(last)),
-                ]);
-                u64::from(throttle.reset_after_ms(now_ms) == 0)
-            }
-            Limiter::Debounce(debounce) => {
-                let last = debounce.last_request_ms.map_or(0, u128::from);
-                fields.extend([
-                    ("interval_ms", Number(debounce.interval_ms.into())),
-                    ("last_request_ms", Number(last)),
-                ]);
-                u64::from(debounce.is_quiet(now_ms))
-            }
-        };
+            Limiter::Throttle(throttle) => fields.extend([
+                ("interval_ms", Number(throttle.interval_ms.into())),
+                (
+                    "last_allowed_ms",
+                    Number(throttle.last_allowed_ms.map_or(0, u128::from)),
+                ),
+            ]),
+            Limiter::Debounce(debounce) => fields.extend([
+                ("interval_ms", Number(debounce.interval_ms.into())),
+                (
+                    "last_request_ms",
+                    Number(debounce.last_request_ms.map_or(0, u128::from)),
+                ),
+            ]),
+        }
+        let remaining = self.available(now_ms);
         fields.extend([
             ("remaining", Number(remaining.into())),
             ("reset_after_ms", Number(self.reset_after_ms(now_ms).into())),

@@ -19,7 +19,9 @@ use std::sync::Mutex;
 use valkey_module::raw;
 
 use crate::all::{parse_all, AllOutcome, AllRequest};
-use crate::args::{parse_duration, parse_request, policy_arity, ArgError, ArgList, Request, Tail};
+use crate::args::{
+    is_zero_duration, parse_duration, parse_request, policy_arity, ArgError, ArgList, Request, Tail,
+};
 use crate::commands::{decide_all, decide_key};
 use crate::config;
 use crate::decision::{Decision, NEVER};
@@ -188,11 +190,7 @@ fn parse_wait(args: &Args) -> Result<WaitRequest, ArgError> {
             "ERR wrong number of arguments for '{COMMAND}' command"
         )));
     }
-    let timeout_ms = if args.get(1) == b"0" {
-        0
-    } else {
-        parse_duration(COMMAND, "timeout", args.get(1))?
-    };
+    let timeout_ms = parse_timeout(args.get(1))?;
 
     let word = args.get(2);
     let wrapped = if word.eq_ignore_ascii_case(b"ALL") {
@@ -236,6 +234,17 @@ fn parse_wait(args: &Args) -> Result<WaitRequest, ArgError> {
         timeout_ms,
         wrapped,
         key_indices: key_positions(args),
+    })
+}
+
+/// Parses the timeout: a duration, or zero in any unit (`0`, `0s`, `0.0ms`) to wait forever.
+fn parse_timeout(value: &[u8]) -> Result<u64, ArgError> {
+    if is_zero_duration(value) {
+        return Ok(0);
+    }
+    parse_duration(COMMAND, "timeout", value).map_err(|_| {
+        let rule = "0 (wait forever) or a positive duration such as 60, 500ms or 1.5m";
+        ArgError::rule(COMMAND, "timeout", rule, value)
     })
 }
 

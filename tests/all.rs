@@ -54,9 +54,10 @@ fn denied_request_charges_no_limiter() {
     assert_eq!(replies[0][2], 0);
     assert!(replies[0][3] > 3_590_000, "{:?}", replies[0]);
     assert_eq!(replies[1][0], 0);
-    // The service limiter would allow the request alone, but is not charged.
+    // The service limiter would allow the request alone, but is not charged: it reports the
+    // three units it still has.
     assert_eq!(replies[2][0], 1);
-    assert_eq!(replies[2][2], 2);
+    assert_eq!(replies[2][2], 3);
     assert_eq!(snapshot(&mut con, "rate:service:{42}"), service_before);
     assert_eq!(info_number(&mut con, "rate:service:{42}", "used"), 2);
 }

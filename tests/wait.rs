@@ -119,11 +119,14 @@ fn timeout_replies_denied() {
 fn zero_timeout_waits_until_allowed() {
     let server = Server::start();
     let mut con = server.connect();
-    decide(&mut con, &["RL.THROTTLE", "k", "300ms"]);
-    let started = Instant::now();
-    let reply = decide(&mut con, &["RL.WAIT", "0", "THROTTLE", "k", "300ms"]);
-    assert_eq!(reply, [1, 1, 0, 0, 300]);
-    assert!(started.elapsed() >= Duration::from_millis(290));
+    for zero in ["0", "0s", "0.0ms"] {
+        decide(&mut con, &["RL.THROTTLE", "k", "200ms"]);
+        let started = Instant::now();
+        let reply = decide(&mut con, &["RL.WAIT", zero, "THROTTLE", "k", "200ms"]);
+        assert_eq!(reply, [1, 1, 0, 0, 200], "{zero}");
+        assert!(started.elapsed() >= Duration::from_millis(190), "{zero}");
+        let _: () = call(&mut con, &["DEL", "k"]);
+    }
 }
 
 #[test]
@@ -261,7 +264,8 @@ fn bad_arguments_get_precise_errors() {
         ),
         (
             &["RL.WAIT", "-1", "FIXED", "k", "1", "1s"],
-            "ERR RL.WAIT timeout must be a positive duration such as 60, 500ms or 1.5m; got '-1'",
+            "ERR RL.WAIT timeout must be 0 (wait forever) or a positive duration such as 60, \
+             500ms or 1.5m; got '-1'",
         ),
         (
             &["RL.WAIT", "5s", "FIXED", "k", "1", "1s", "PEEK"],
