@@ -620,11 +620,12 @@ fn legacy_key_range(key_specs: &[KeySpecDoc]) -> (c_int, c_int, c_int) {
 
 fn raw_key_spec(doc: &KeySpecDoc) -> raw::RedisModuleCommandKeySpec {
     let mut key_spec: raw::RedisModuleCommandKeySpec = unsafe { std::mem::zeroed() };
+    let (KeySpecDoc::Single { index, flags } | KeySpecDoc::Counted { index, flags }) = *doc;
+    key_spec.flags = u64::from(flags);
     key_spec.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
-    match *doc {
-        KeySpecDoc::Single { index, flags } => {
-            key_spec.flags = u64::from(flags);
-            key_spec.bs.index.pos = index;
+    key_spec.bs.index.pos = index;
+    match doc {
+        KeySpecDoc::Single { .. } => {
             key_spec.find_keys_type =
                 raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
             key_spec.fk.range = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_1 {
@@ -633,9 +634,7 @@ fn raw_key_spec(doc: &KeySpecDoc) -> raw::RedisModuleCommandKeySpec {
                 limit: 0,
             };
         }
-        KeySpecDoc::Counted { index, flags } => {
-            key_spec.flags = u64::from(flags);
-            key_spec.bs.index.pos = index;
+        KeySpecDoc::Counted { .. } => {
             key_spec.find_keys_type =
                 raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_KEYNUM;
             key_spec.fk.keynum = raw::RedisModuleCommandKeySpec__bindgen_ty_2__bindgen_ty_2 {
