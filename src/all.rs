@@ -40,26 +40,18 @@ pub fn parse_all<A: ArgList + ?Sized>(
             "ERR wrong number of arguments for '{command}' command"
         )));
     }
-    // Each key needs at least two more arguments: itself and its policy's algorithm word and
-    // first parameter, so this bounds numkeys by the arguments given.
-    let most_keys = (args.count() - 1) / 3;
-    let numkeys = parse_count(command, "numkeys", args.get(0))
-        .ok()
-        .filter(|numkeys| *numkeys as usize <= most_keys)
-        .ok_or_else(|| {
-            let rule = format!("an integer from 1 to {most_keys} for this many arguments");
-            ArgError::rule(command, "numkeys", &rule, args.get(0))
-        })? as usize;
+    let numkeys = key_count(args).ok_or_else(|| {
+        let most_keys = most_keys(args);
+        let rule = format!("an integer from 1 to {most_keys} for this many arguments");
+        ArgError::rule(command, "numkeys", &rule, args.get(0))
+    })?;
 
     // Keys are args[1..=numkeys]. A key given twice would be charged twice in one decision.
-    for index in 1..=numkeys {
-        let key = args.get(index);
-        if (1..index).any(|earlier| args.get(earlier) == key) {
-            return Err(ArgError(format!(
-                "ERR {command} key '{}' is given twice; each key may have one policy",
-                shown(key)
-            )));
-        }
+    if let Some(key) = first_repeated(args, numkeys) {
+        return Err(ArgError(format!(
+            "ERR {command} key '{}' is given twice; each key may have one policy",
+            shown(key)
+        )));
     }
     let key_indices: Vec<usize> = (1..=numkeys).map(|index| first_index + index).collect();
 
@@ -131,6 +123,40 @@ pub fn parse_all<A: ArgList + ?Sized>(
         cost: options.cost,
         peek: options.peek,
     })
+}
+
+/// The most keys an `RL.ALL` with these arguments can have: each key takes itself and at least
+/// an algorithm word and one parameter.
+fn most_keys<A: ArgList + ?Sized>(args: &A) -> usize {
+    args.count().saturating_sub(1) / 3
+}
+
+/// Returns the number of keys of `numkeys key... policy...` (`args[0]` is numkeys), or `None`
+/// if numkeys is not a count these arguments can have.
+pub fn key_count<A: ArgList + ?Sized>(args: &A) -> Option<usize> {
+    if args.count() == 0 {
+        return None;
+    }
+    let numkeys = parse_count(COMMAND, "numkeys", args.get(0)).ok()?;
+    usize::try_from(numkeys)
+        .ok()
+        .filter(|numkeys| *numkeys <= most_keys(args))
+}
+
+/// Returns the first key among `args[1..=numkeys]` that an earlier one repeats. A short list
+/// is compared pair by pair; a long one goes through a set, so that tens of thousands of keys
+/// take linear time.
+fn first_repeated<A: ArgList + ?Sized>(args: &A, numkeys: usize) -> Option<&[u8]> {
+    const PAIRWISE_MAX: usize = 16;
+    if numkeys <= PAIRWISE_MAX {
+        return (1..=numkeys)
+            .find(|&index| (1..index).any(|earlier| args.get(earlier) == args.get(index)))
+            .map(|index| args.get(index));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(numkeys);
+    (1..=numkeys)
+        .map(|index| args.get(index))
+        .find(|key| !seen.insert(*key))
 }
 
 /// What one `RL.ALL` request did.

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use crate::fixed::FixedParams;
 use crate::gcra::RateParams;
 use crate::limiter::{Algorithm, Policy, MAX_COUNT, MAX_DURATION_MS};
-use crate::sliding::SlidingParams;
+use crate::sliding::{SlidingParams, MAX_LOG_ENTRIES};
 
 /// The rule a count breaks.
 pub const COUNT_RULE: &str = "an integer from 1 to 9223372036854775807";
@@ -498,6 +498,16 @@ pub fn parse_apply<A: ArgList + ?Sized>(args: &A) -> Result<Apply, ArgError> {
             if params.precision_ms > params.window_ms {
                 return Err(ArgError(format!(
                     "ERR {command} precision_ms must not exceed window_ms"
+                )));
+            }
+            // The primary checked its own ratelimit.sliding-max-entries, which a replica's may
+            // not match, so only the hard bound of every configuration applies here.
+            if params.max_entries() > MAX_LOG_ENTRIES {
+                return Err(ArgError(format!(
+                    "ERR {command} a sliding log of limit {} over {} buckets needs more than \
+                     {MAX_LOG_ENTRIES} entries",
+                    params.limit,
+                    params.window_buckets()
                 )));
             }
             Policy::Sliding(params)

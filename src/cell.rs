@@ -61,7 +61,8 @@ pub fn parse_cell<A: ArgList + ?Sized>(args: &A) -> Result<Request, ArgError> {
 /// redis-cell's reply for a decision: `[limited, limit, remaining, retry_after_s,
 /// reset_after_s]`.
 pub fn cell_reply(decision: &Decision) -> [i64; 5] {
-    let seconds = |ms: u64| i64::try_from(ms.div_ceil(1000)).unwrap_or(i64::MAX);
+    // Times saturate at the largest reply integer in milliseconds, as the RL.* replies do.
+    let seconds = |ms: u64| ms.min(i64::MAX as u64).div_ceil(1000) as i64;
     let retry_after_s = if decision.allowed || decision.retry_after_ms == NEVER {
         -1
     } else {

@@ -4,9 +4,7 @@
 use std::ffi::CStr;
 
 use crate::all::{self, apply_all, parse_all, AllOutcome, AllRequest};
-use crate::args::{
-    self, parse_apply, parse_request, policy_arity, ArgError, ArgList, Request, Tail,
-};
+use crate::args::{self, parse_apply, parse_request, policy_arity, ArgError, Request, Tail};
 use crate::cell::{self, parse_cell};
 use crate::config;
 use crate::datatype::{self, module_type, Stored};
@@ -176,8 +174,11 @@ pub fn cell_command(ctx: Ctx, args: &Args) {
 /// Runs `RL.ALL numkeys key [key ...] policy [policy ...] [COST n] [PEEK]`.
 pub fn all_command(ctx: Ctx, args: &Args) {
     if ctx.is_keys_position_request() {
-        let numkeys = args::parse_digits(args.get(1)).unwrap_or(0) as usize;
-        for index in (2..args.len()).take(numkeys) {
+        let numkeys = all::key_count(&Tail {
+            list: args,
+            start: 1,
+        });
+        for index in 2..2 + numkeys.unwrap_or(0) {
             ctx.key_at(index);
         }
         return;

@@ -100,6 +100,23 @@ pub const FLAG_MULTI: c_int = raw::REDISMODULE_CTX_FLAGS_MULTI as c_int;
 pub const FLAG_LUA: c_int = raw::REDISMODULE_CTX_FLAGS_LUA as c_int;
 pub const FLAG_DENY_BLOCKING: c_int = raw::REDISMODULE_CTX_FLAGS_DENY_BLOCKING as c_int;
 pub const FLAG_LOADING: c_int = raw::REDISMODULE_CTX_FLAGS_LOADING as c_int;
+pub const FLAG_OOM: c_int = raw::REDISMODULE_CTX_FLAGS_OOM as c_int;
+
+/// Returns how long writes stay paused, in milliseconds, while a `CLIENT PAUSE WRITE` or a
+/// failover holds them, or `None` when writes may happen. `INFO clients` reports the pause
+/// (`paused_actions`, Valkey 8 and later); a server without the field never reports one.
+pub fn writes_paused_for_ms() -> Option<u64> {
+    let info = valkey_module::ServerInfo::new("clients");
+    let actions = info.field_c("paused_actions")?;
+    if actions == "none" {
+        return None;
+    }
+    let remaining_ms = info
+        .field_c("paused_timeout_milliseconds")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    Some(remaining_ms)
+}
 
 impl Ctx {
     /// # Safety
@@ -439,13 +456,15 @@ impl Ctx {
         unsafe { api!(RedisModule_SelectDb)(self.0, db) };
     }
 
-    /// Blocks the calling client without a server timeout; the module unblocks it.
+    /// Blocks the calling client without a server timeout; the module unblocks it. The server
+    /// calls `unblocked` only for `CLIENT UNBLOCK`.
     pub fn block_client(
         &self,
         reply_callback: raw::RedisModuleCmdFunc,
+        unblocked: raw::RedisModuleCmdFunc,
         free_reply: Option<unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut c_void)>,
     ) -> *mut raw::RedisModuleBlockedClient {
-        unsafe { api!(RedisModule_BlockClient)(self.0, reply_callback, None, free_reply, 0) }
+        unsafe { api!(RedisModule_BlockClient)(self.0, reply_callback, unblocked, free_reply, 0) }
     }
 
     /// Propagates the running command as it was called.

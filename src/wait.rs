@@ -20,7 +20,8 @@ use valkey_module::raw;
 
 use crate::all::{parse_all, AllOutcome, AllRequest};
 use crate::args::{
-    is_zero_duration, parse_duration, parse_request, policy_arity, ArgError, ArgList, Request, Tail,
+    is_zero_duration, parse_duration, parse_request, policy_arity, ArgError, ArgList, Request,
+    Tail, DURATION_RULE,
 };
 use crate::commands::{decide_all, decide_key};
 use crate::config;
@@ -180,8 +181,11 @@ fn key_positions(args: &Args) -> Vec<usize> {
     if !args.get(2).eq_ignore_ascii_case(b"ALL") {
         return vec![3];
     }
-    let numkeys = crate::args::parse_digits(args.get(3)).unwrap_or(0) as usize;
-    (4..args.len()).take(numkeys).collect()
+    let numkeys = crate::all::key_count(&Tail {
+        list: args,
+        start: 3,
+    });
+    (4..4 + numkeys.unwrap_or(0)).collect()
 }
 
 fn parse_wait(args: &Args) -> Result<WaitRequest, ArgError> {
@@ -242,9 +246,15 @@ fn parse_timeout(value: &[u8]) -> Result<u64, ArgError> {
     if is_zero_duration(value) {
         return Ok(0);
     }
-    parse_duration(COMMAND, "timeout", value).map_err(|_| {
-        let rule = "0 (wait forever) or a positive duration such as 60, 500ms or 1.5m";
-        ArgError::rule(COMMAND, "timeout", rule, value)
+    // A timeout that is no duration at all gets a rule that names 0; one under 1 ms or over
+    // 100 years keeps the rule it broke.
+    parse_duration(COMMAND, "timeout", value).map_err(|error| {
+        if error.message().contains(DURATION_RULE) {
+            let rule = "0 (wait forever) or a positive duration such as 60, 500ms or 1.5m";
+            ArgError::rule(COMMAND, "timeout", rule, value)
+        } else {
+            error
+        }
     })
 }
 
@@ -306,7 +316,7 @@ fn run_wait(ctx: Ctx, args: &Args) -> Result<(), ArgError> {
         retry_after_ms = released.retry_after_ms() as u64;
     }
 
-    let client = ctx.block_client(Some(reply_callback), Some(free_released));
+    let client = ctx.block_client(Some(reply_callback), Some(unblocked), Some(free_released));
     unsafe { api!(RedisModule_SetDisconnectCallback)(client, Some(disconnected)) };
     let deadline_ms = (request.timeout_ms > 0).then(|| now_ms.saturating_add(request.timeout_ms));
     let waiter = Waiter {
@@ -339,15 +349,23 @@ fn run_wait(ctx: Ctx, args: &Args) -> Result<(), ArgError> {
             waiting.schedule(id, deadline_ms);
         }
     });
-    arm_timer(ctx);
+    arm_timer(ctx, 0);
     Ok(())
 }
 
-/// Arms the module timer for the earliest pending check, if it is not armed for that time.
-fn arm_timer(ctx: Ctx) {
+/// The longest a timer is armed for. The server converts the delay to microseconds, which
+/// overflows for delays near 2^64 ms; a far waiter's timer fires after this and is armed again.
+const MAX_TIMER_DELAY_MS: u64 = 24 * 3600 * 1000;
+
+/// Arms the module timer for the earliest pending check, but not before `not_before_ms`, if
+/// it is not armed for that time already.
+fn arm_timer(ctx: Ctx, not_before_ms: u64) {
     let now_ms = live_now_ms();
     let stale = with_waiting(|waiting| {
-        let earliest = waiting.checks.first().map(|(due_ms, _)| *due_ms);
+        let earliest = waiting
+            .checks
+            .first()
+            .map(|(due_ms, _)| (*due_ms).max(not_before_ms));
         match (earliest, waiting.timer) {
             (None, timer) => {
                 waiting.timer = None;
@@ -355,7 +373,7 @@ fn arm_timer(ctx: Ctx) {
             }
             (Some(due_ms), Some((_, armed_ms))) if armed_ms <= due_ms => None,
             (Some(due_ms), timer) => {
-                let delay_ms = due_ms.saturating_sub(now_ms);
+                let delay_ms = due_ms.saturating_sub(now_ms).min(MAX_TIMER_DELAY_MS);
                 let id = unsafe {
                     api!(RedisModule_CreateTimer)(
                         ctx.raw(),
@@ -364,7 +382,7 @@ fn arm_timer(ctx: Ctx) {
                         std::ptr::null_mut(),
                     )
                 };
-                waiting.timer = Some((id, due_ms));
+                waiting.timer = Some((id, now_ms + delay_ms));
                 timer.map(|(id, _)| id)
             }
         }
@@ -390,6 +408,14 @@ unsafe extern "C" fn timer_fired(ctx: *mut raw::RedisModuleCtx, _data: *mut c_vo
     with_waiting(|waiting| waiting.timer = None);
     let now_ms = live_now_ms();
 
+    // A grant writes the key and propagates the write. While writes are held, neither may
+    // happen: the server aborts on a propagation during CLIENT PAUSE WRITE, and keys do not
+    // expire then, so a write could land on a key that is about to go. The checks wait.
+    if let Some(held_ms) = writes_held_ms(ctx) {
+        arm_timer(ctx, now_ms.saturating_add(held_ms));
+        return;
+    }
+
     // Each pass takes one due waiter; releasing one can make the next one due at once.
     while let Some(id) = with_waiting(|waiting| {
         let &(due_ms, id) = waiting.checks.first()?;
@@ -401,7 +427,17 @@ unsafe extern "C" fn timer_fired(ctx: *mut raw::RedisModuleCtx, _data: *mut c_vo
     }) {
         check_waiter(ctx, id, now_ms);
     }
-    arm_timer(ctx);
+    arm_timer(ctx, 0);
+}
+
+/// How long to hold grants: while a CLIENT PAUSE or a failover holds writes, until it ends,
+/// and while the server is over maxmemory, a short while, as a command would fail with OOM.
+fn writes_held_ms(ctx: Ctx) -> Option<u64> {
+    const RECHECK_MS: u64 = 10;
+    if ctx.flags() & ffi::FLAG_OOM != 0 {
+        return Some(RECHECK_MS);
+    }
+    ffi::writes_paused_for_ms().map(|paused_ms| paused_ms.max(RECHECK_MS))
 }
 
 /// Decides a due waiter: grants it if it is first in line and allowed, ends it at its
@@ -559,5 +595,50 @@ unsafe extern "C" fn disconnected(
     if removed.is_some() {
         api!(RedisModule_UnblockClient)(client, std::ptr::null_mut());
     }
-    arm_timer(ctx);
+    arm_timer(ctx, 0);
+}
+
+/// Ends a wait that `CLIENT UNBLOCK <id>` interrupts, with the reply a wait that timed out
+/// gets: the wrapped request's decision, denied, charging nothing. No timeout of the server
+/// calls this: waiters are blocked without one, and the module keeps their deadlines.
+///
+/// # Safety
+/// The server calls this on the main thread for a client this module blocked.
+unsafe extern "C" fn unblocked(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
+    let ctx = Ctx::new(ctx);
+    let client = api!(RedisModule_GetBlockedClientHandle)(ctx.raw());
+    let now_ms = live_now_ms();
+    let removed = with_waiting(|waiting| {
+        let id = waiting
+            .waiters
+            .iter()
+            .find(|(_, waiter)| waiter.client == client)
+            .map(|(id, _)| *id)?;
+        waiting.remove(id, now_ms)
+    });
+    if let Some(waiter) = removed {
+        ctx.select_db(waiter.db);
+        let strings: Vec<OwnedString> = waiter
+            .keys
+            .iter()
+            .map(|key| OwnedString::new(ctx, key))
+            .collect();
+        let names: Vec<Arg> = strings.iter().map(OwnedString::arg).collect();
+        match decide(ctx, &names, &peeked(&waiter.wrapped), now_ms).map(deny) {
+            Ok(released) => {
+                reply_released(&ctx, &released);
+                stats::WAIT.count_decision(false);
+            }
+            Err(error) => {
+                ctx.reply_error(error.message());
+                stats::WAIT.count_error();
+            }
+        }
+    }
+    arm_timer(ctx, 0);
+    raw::REDISMODULE_OK as c_int
 }

@@ -168,6 +168,41 @@ fn getkeys_lists_exactly_the_keys() {
 }
 
 #[test]
+fn getkeys_rejects_a_numkeys_the_arguments_cannot_have() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let words = [
+        "COMMAND", "GETKEYS", "RL.ALL", "99", "a", "b", "THROTTLE", "1s", "THROTTLE", "1s",
+    ];
+    let error = error_of(&mut con, &words);
+    assert!(error.starts_with("ERR"), "{error}");
+}
+
+#[test]
+fn repeated_key_among_many_is_found() {
+    let server = Server::start();
+    let mut con = server.connect();
+    let keys: Vec<String> = (0..20_000).map(|index| format!("{{t}}:{index}")).collect();
+    let mut command = redis::cmd("RL.ALL");
+    command.arg(keys.len() + 1).arg(&keys).arg(&keys[0]);
+    for _ in 0..=keys.len() {
+        command.arg("THROTTLE").arg("1h");
+    }
+    let started = std::time::Instant::now();
+    let error = command.query::<redis::Value>(&mut con).unwrap_err();
+    assert!(
+        common::error_text(&error).contains("is given twice"),
+        "{error}"
+    );
+    // A pairwise check took over a second for this many keys.
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn bad_arguments_get_precise_errors() {
     let server = Server::start();
     let mut con = server.connect();

@@ -340,3 +340,63 @@ fn thousand_waiters_cost_no_cpu() {
     }
     assert_eq!(blocked_waiters(&mut con), 0);
 }
+
+/// Returns the id of the connection's client, for `CLIENT UNBLOCK`.
+fn client_id(con: &mut redis::Connection) -> i64 {
+    call(con, &["CLIENT", "ID"])
+}
+
+#[test]
+fn client_unblock_ends_a_wait() {
+    let server = Server::start();
+    let mut con = server.connect();
+    decide(&mut con, &["RL.FIXED", "k", "1", "1h"]);
+
+    for mode in ["TIMEOUT", "ERROR"] {
+        let mut waiter = server.connect();
+        let id = client_id(&mut waiter);
+        let handle = std::thread::spawn(move || {
+            common::try_call::<Vec<i64>>(&mut waiter, &["RL.WAIT", "0", "FIXED", "k", "1", "1h"])
+        });
+        wait_until(Duration::from_secs(5), "the waiter", || {
+            blocked_waiters(&mut con) == 1
+        });
+        let unblocked: i64 = call(&mut con, &["CLIENT", "UNBLOCK", &id.to_string(), mode]);
+        assert_eq!(unblocked, 1, "{mode}");
+
+        let reply = handle.join().unwrap();
+        match mode {
+            "TIMEOUT" => assert_eq!(reply.unwrap()[0], 0),
+            _ => assert!(common::error_text(&reply.unwrap_err()).starts_with("UNBLOCKED")),
+        }
+        assert_eq!(blocked_waiters(&mut con), 0, "{mode}");
+        assert_eq!(info_number(&mut con, "k", "used"), 1, "{mode}");
+    }
+}
+
+#[test]
+fn waiter_is_not_granted_over_maxmemory() {
+    let server = Server::start_with(&["--maxmemory-policy", "noeviction"]);
+    let mut con = server.connect();
+    decide(&mut con, &["RL.THROTTLE", "k", "200ms"]);
+    let words = [
+        "RL.WAIT", "5s", "ALL", "2", "k", "new", "THROTTLE", "200ms", "THROTTLE", "200ms",
+    ];
+    let waiter = {
+        let mut waiter = server.connect();
+        std::thread::spawn(move || call::<Vec<Vec<i64>>>(&mut waiter, &words))
+    };
+    wait_until(Duration::from_secs(5), "the waiter", || {
+        blocked_waiters(&mut con) == 1
+    });
+    let _: () = call(&mut con, &["CONFIG", "SET", "maxmemory", "1"]);
+
+    common::sleep_ms(400);
+    let exists: i64 = call(&mut con, &["EXISTS", "new"]);
+    assert_eq!(exists, 0, "granted over maxmemory");
+    assert_eq!(blocked_waiters(&mut con), 1);
+
+    let _: () = call(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
+    let replies = waiter.join().unwrap();
+    assert_eq!(replies[0][0], 1);
+}
