@@ -125,8 +125,8 @@ pub fn parse_all<A: ArgList + ?Sized>(
     })
 }
 
-/// The most keys an `RL.ALL` with these arguments can have: each key takes itself and at least
-/// an algorithm word and one parameter.
+/// Returns the maximum number of keys an `RL.ALL` with these arguments can have, since each key
+/// takes itself and at least an algorithm word and one parameter.
 fn most_keys<A: ArgList + ?Sized>(args: &A) -> usize {
     args.count().saturating_sub(1) / 3
 }
@@ -159,7 +159,7 @@ fn first_repeated<A: ArgList + ?Sized>(args: &A, numkeys: usize) -> Option<&[u8]
         .find(|key| !seen.insert(*key))
 }
 
-/// What one `RL.ALL` request did.
+/// The effect of one `RL.ALL` request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllOutcome {
     /// The combined verdict.
@@ -378,7 +378,7 @@ mod tests {
     }
 
     #[test]
-    fn combined_wait_is_never_if_one_can_never_allow() {
+    fn combined_wait_is_never_if_one_is() {
         let each = [
             Decision::deny(5, 0, Some(10), 10),
             Decision::deny(2, 2, None, 0),

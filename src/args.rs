@@ -19,7 +19,7 @@ pub const DURATION_MIN_RULE: &str = "at least 1ms";
 /// The rule a duration above 100 years breaks.
 pub const DURATION_MAX_RULE: &str = "at most 100 years (3153600000000ms)";
 
-/// The longest part of a client's value an error message shows.
+/// The maximum length of a client's value that an error message shows.
 const SHOWN_VALUE_MAX: usize = 64;
 
 /// An error reply, complete with its error code.
@@ -40,8 +40,8 @@ impl ArgError {
     }
 }
 
-/// A client value made safe and short for an error message: printable ASCII as is, other
-/// bytes as `\xNN`, cut after 64 characters.
+/// Formats a client value for an error message: printable ASCII as is, other bytes as
+/// `\xNN`, cut after 64 characters.
 pub fn shown(value: &[u8]) -> String {
     let mut text = String::new();
     for &byte in value {
@@ -164,7 +164,7 @@ pub fn parse_duration(command: &str, argument: &str, value: &[u8]) -> Result<u64
     Ok(milliseconds as u64)
 }
 
-/// Whether a value is a well-formed duration of zero, such as `0`, `0s` or `0.00ms`.
+/// Checks whether a value is a well-formed duration of zero, such as `0`, `0s` or `0.00ms`.
 pub fn is_zero_duration(value: &[u8]) -> bool {
     let digits_end = value
         .iter()
@@ -215,7 +215,7 @@ pub struct Options {
     pub precision_ms: Option<u64>,
 }
 
-/// Which options a command takes.
+/// The options a command takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted {
     pub cost: bool,
@@ -223,7 +223,7 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    /// The options as a usage fragment for error messages.
+    /// Returns the options as a usage fragment for error messages.
     fn usage(&self) -> &'static str {
         match (self.cost, self.precision) {
             (true, true) => "COST n, PEEK or PRECISION duration",
@@ -299,7 +299,7 @@ pub fn parse_options<A: ArgList + ?Sized>(
     Ok(options)
 }
 
-/// How many positional parameters the policy of `algorithm` takes.
+/// Returns the number of positional parameters the policy of `algorithm` takes.
 pub fn policy_arity(algorithm: Algorithm) -> usize {
     match algorithm {
         Algorithm::Fixed | Algorithm::Sliding => 2,

@@ -21,7 +21,7 @@ use crate::limiter::{Policy, MAX_COUNT, MAX_DURATION_MS};
 
 pub const COMMAND: &str = "CL.THROTTLE";
 
-/// The longest period: 100 years, in seconds.
+/// The maximum period: 100 years, in seconds.
 const MAX_PERIOD_S: u64 = MAX_DURATION_MS / 1000;
 
 /// Parses the arguments after the key: `max_burst count_per_period period [quantity]`.

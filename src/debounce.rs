@@ -67,7 +67,7 @@ impl Debounce {
         until(self.quiet_at_ms(), self.clamp(now_ms))
     }
 
-    /// Whether the quiet period has passed at `now_ms`.
+    /// Checks whether the quiet period has passed at `now_ms`.
     pub fn is_quiet(&self, now_ms: u64) -> bool {
         self.quiet_at_ms() <= u128::from(self.clamp(now_ms))
     }
@@ -95,7 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn request_in_quiet_period_is_denied_and_restarts_it() {
+    fn request_in_quiet_period_restarts_it() {
         let mut debounce = Debounce::new(100);
         debounce.record(0);
         assert_eq!(debounce.decide(60), Decision::deny(1, 0, Some(100), 100));

@@ -1,5 +1,5 @@
-//! What `COMMAND DOCS` and `COMMAND INFO` show for each command: summary, complexity, the
-//! version that added it, arity, key specs and arguments.
+//! The documentation `COMMAND DOCS` and `COMMAND INFO` show for each command: summary,
+//! complexity, the version that added it, arity, key specs and arguments.
 
 use crate::ffi::{ArgDoc, ArgType, CommandDocs, KeySpecDoc};
 use valkey_module::raw;
@@ -161,7 +161,7 @@ pub static DEBOUNCE: CommandDocs = CommandDocs {
 };
 
 /// The keys of `RL.ALL`: a count at argument 1, then that many keys. Valkey 9.1.2 does not route
-/// the command in a cluster by this spec alone, so it also answers keys position requests.
+/// the command in a cluster by this spec alone, so it also reports its keys on request.
 const COUNTED_KEYS: &[KeySpecDoc] = &[KeySpecDoc::Counted {
     index: 1,
     flags: raw::REDISMODULE_CMD_KEY_RW
@@ -211,7 +211,7 @@ pub static CELL: CommandDocs = CommandDocs {
 };
 
 /// The key of a plain `RL.WAIT`. With `ALL` the keys follow a count instead, so the spec is
-/// marked incomplete and the server asks the command for its keys.
+/// marked incomplete and the server requests the keys from the command.
 const WAITED_KEY: &[KeySpecDoc] = &[KeySpecDoc::Single {
     index: 3,
     flags: raw::REDISMODULE_CMD_KEY_RW

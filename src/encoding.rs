@@ -27,7 +27,7 @@ use crate::throttle::Throttle;
 /// The version of the byte form this module writes. Later versions must keep reading it.
 pub const FORMAT_VERSION: u8 = 1;
 
-/// Why bytes are not a valid limiter.
+/// The reason bytes are not a valid limiter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeError(pub &'static str);
 
@@ -252,7 +252,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An unsigned LEB128 varint of up to 19 bytes.
+    /// Reads an unsigned LEB128 varint of up to 19 bytes.
     pub fn u128(&mut self) -> Result<u128, DecodeError> {
         let mut value = 0u128;
         let mut shift = 0;
@@ -274,8 +274,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An unsigned LEB128 varint of up to 10 bytes. Every field but one is a `u64`, so this
-    /// path avoids 128-bit arithmetic: it is the hot path of reading a packed limiter.
+    /// Reads an unsigned LEB128 varint of up to 10 bytes. Every field but one is a `u64`, so
+    /// this path, the hot path of reading a packed limiter, avoids 128-bit arithmetic.
     pub fn u64(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for (index, &byte) in self.bytes.iter().enumerate().take(10) {
@@ -296,7 +296,7 @@ impl<'a> Reader<'a> {
         Err(DecodeError("number overflows"))
     }
 
-    /// A count of units: 1 to 2^63 - 1.
+    /// Reads a count of units: 1 to 2^63 - 1.
     fn count(&mut self) -> Result<u64, DecodeError> {
         let value = self.u64()?;
         if value == 0 || value > MAX_COUNT {
@@ -305,7 +305,7 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    /// A duration: 1 ms to 100 years.
+    /// Reads a duration: 1 ms to 100 years.
     fn duration(&mut self) -> Result<u64, DecodeError> {
         let value = self.u64()?;
         if value == 0 || value > MAX_DURATION_MS {

@@ -103,7 +103,7 @@ pub const FLAG_LOADING: c_int = raw::REDISMODULE_CTX_FLAGS_LOADING as c_int;
 pub const FLAG_OOM: c_int = raw::REDISMODULE_CTX_FLAGS_OOM as c_int;
 
 /// Returns how long writes stay paused, in milliseconds, while a `CLIENT PAUSE WRITE` or a
-/// failover holds them, or `None` when writes may happen. `INFO clients` reports the pause
+/// failover pauses them, or `None` when writes may happen. `INFO clients` reports the pause
 /// (`paused_actions`, Valkey 8 and later); a server without the field never reports one.
 pub fn writes_paused_for_ms() -> Option<u64> {
     let info = valkey_module::ServerInfo::new("clients");
@@ -438,12 +438,12 @@ impl Drop for Key {
 }
 
 impl Ctx {
-    /// Whether the server calls the command only to learn where its keys are.
+    /// Checks whether the server calls the command only to learn where its keys are.
     pub fn is_keys_position_request(&self) -> bool {
         unsafe { api!(RedisModule_IsKeysPositionRequest)(self.0) != 0 }
     }
 
-    /// Reports argument `index` as a key, answering a keys position request.
+    /// Reports argument `index` as a key, in reply to a keys position request.
     pub fn key_at(&self, index: usize) {
         unsafe { api!(RedisModule_KeyAtPos)(self.0, index as c_int) };
     }

@@ -70,8 +70,8 @@ impl Fixed {
         }
     }
 
-    /// Applies new parameters at `now_ms`. A window that has closed stays closed: a longer
-    /// window must not bring back the units of one that ended.
+    /// Applies new parameters at `now_ms`. A window that has closed stays closed, so a longer
+    /// window does not bring back the units of a window that ended.
     pub fn set_params(&mut self, params: FixedParams, now_ms: u64) {
         if self.used_at(self.clamp(now_ms)) == 0 {
             self.used = 0;
@@ -101,7 +101,8 @@ impl Fixed {
         u128::from(self.window_start_ms) + u128::from(self.params.window_ms)
     }
 
-    /// A clock that went back before the window opened counts as no time passed.
+    /// Moves a clock that went back before the window opened to the window's start, as if no
+    /// time passed.
     fn clamp(&self, now_ms: u64) -> u64 {
         if self.used > 0 {
             now_ms.max(self.window_start_ms)

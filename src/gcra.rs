@@ -1,6 +1,6 @@
 //! The continuous-rate core behind `RL.TOKENBUCKET`, `RL.GCRA` and `CL.THROTTLE`.
 //!
-//! A token bucket that holds `capacity` tokens and refills at `tokens` per `period_ms` makes
+//! A token bucket that contains up to `capacity` tokens and refills at `tokens` per `period_ms` makes
 //! the same decisions as the generic cell rate algorithm (GCRA) with an emission interval of
 //! `period_ms / tokens` and a burst of `capacity`: GCRA states the bucket as a theoretical
 //! arrival time (TAT) instead of a token count. Both views are kept exact by measuring the
@@ -107,7 +107,7 @@ impl Rate {
         self.used_scaled.saturating_sub(drained)
     }
 
-    /// The theoretical arrival time of GCRA: when the bucket is full again.
+    /// Returns the theoretical arrival time of GCRA: when the bucket is full again.
     pub fn tat_ms(&self) -> u128 {
         u128::from(self.at_ms) + div_ceil(self.used_scaled, u128::from(self.params.tokens))
     }

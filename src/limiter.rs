@@ -8,7 +8,7 @@ use crate::gcra::{Rate, RateParams};
 use crate::sliding::{Sliding, SlidingParams};
 use crate::throttle::Throttle;
 
-/// The largest count a command accepts (limit, capacity, burst, tokens, cost): 2^63 - 1.
+/// The maximum count a command accepts (limit, capacity, burst, tokens, cost): 2^63 - 1.
 pub const MAX_COUNT: u64 = i64::MAX as u64;
 
 /// The maximum duration a command accepts: 100 years of 365 days, in milliseconds.
@@ -47,7 +47,7 @@ impl Algorithm {
         }
     }
 
-    /// [`Algorithm::name`] as a C string, for propagated commands.
+    /// Returns [`Algorithm::name`] as a C string, for propagated commands.
     pub fn c_name(self) -> &'static std::ffi::CStr {
         match self {
             Algorithm::Fixed => c"FIXED",
@@ -197,7 +197,8 @@ impl Limiter {
         }
     }
 
-    /// Milliseconds until the limiter is fresh again; 0 if it is fresh at `now_ms`.
+    /// Returns the milliseconds until the limiter is fresh again, or 0 if it is fresh at
+    /// `now_ms`.
     pub fn reset_after_ms(&self, now_ms: u64) -> u64 {
         match self {
             Limiter::Fixed(fixed) => fixed.reset_after_ms(now_ms),
@@ -364,7 +365,7 @@ pub fn apply(
 /// Repeats on a replica, or on AOF replay, what [`apply`] did on the primary: the same
 /// parameters and charge at the primary's time, without deciding again.
 ///
-/// A charge the limiter could not have allowed at `at_ms` is refused and changes nothing: it
+/// A charge the limiter could not have allowed at `at_ms` is rejected and changes nothing: it
 /// means the propagated state was not the primary's, or a client sent it.
 pub fn replay(
     limiter: &mut Limiter,
@@ -496,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_refuses_a_charge_that_does_not_fit() {
+    fn replay_rejects_charge_that_does_not_fit() {
         let mut limiter = fixed(2).fresh();
         replay(&mut limiter, &fixed(2), 0, 2).unwrap();
         assert_eq!(

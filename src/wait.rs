@@ -43,7 +43,7 @@ enum Wrapped {
     All(AllRequest),
 }
 
-/// What a waiter gets when it is released.
+/// The reply a waiter gets when it is released.
 enum Released {
     Single(Decision),
     All(AllOutcome),
@@ -172,7 +172,7 @@ fn report_keys(ctx: Ctx, args: &Args) {
     }
 }
 
-/// The argument indices of the keys: `RL.WAIT timeout ALGORITHM key ...` has its key at 3,
+/// Returns the argument indices of the keys: `RL.WAIT timeout ALGORITHM key ...` has its key at 3,
 /// `RL.WAIT timeout ALL numkeys key ...` has numkeys keys from 4.
 fn key_positions(args: &Args) -> Vec<usize> {
     if args.len() < 4 {
@@ -430,8 +430,9 @@ unsafe extern "C" fn timer_fired(ctx: *mut raw::RedisModuleCtx, _data: *mut c_vo
     arm_timer(ctx, 0);
 }
 
-/// How long to hold grants: while a CLIENT PAUSE or a failover holds writes, until it ends,
-/// and while the server is over maxmemory, a short while, as a command would fail with OOM.
+/// Returns how long to hold grants. While a CLIENT PAUSE or a failover pauses writes, that is
+/// until it ends. While the server is over maxmemory, where a command would fail with OOM, it
+/// is a short while, after which the check runs again.
 fn writes_held_ms(ctx: Ctx) -> Option<u64> {
     const RECHECK_MS: u64 = 10;
     if ctx.flags() & ffi::FLAG_OOM != 0 {
@@ -494,7 +495,7 @@ fn check_waiter(ctx: Ctx, id: u64, now_ms: u64) {
     release(id, now_ms, Ok(released));
 }
 
-/// The wrapped request as a PEEK.
+/// Returns the wrapped request as a PEEK.
 fn peeked(wrapped: &Wrapped) -> Wrapped {
     match wrapped {
         Wrapped::Single(request) => Wrapped::Single(Request {
