@@ -1,6 +1,7 @@
 # valkey-ratelimit: build, run and test the module against a real Valkey server.
 #
 #   make run     build the module and start Valkey on 127.0.0.1:6379 with it loaded
+#                (make run PORT=6380 for another port)
 #   make test    the whole test suite: Rust unit and integration tests against real Valkey
 #                servers, the Python client tests, and a subset against Redis 7
 #   make bench   benchmarks, written to bench/results.md
@@ -70,12 +71,14 @@ $(BUNDLED_SERVER): | deps
 	mv $@.tmp $@
 	rm -rf $(VALKEY_DIR)/download
 
+# The server saves its data in .valkey/data when it stops, and loads it when it starts again.
+# Ctrl-C stops the server, which saves first.
 run: build server
 	@echo "starting $(VALKEY_SERVER) on 127.0.0.1:$(PORT) with $(MODULE)"
 	@mkdir -p $(VALKEY_DIR)/data
 	@$(VALKEY_SERVER) valkey.conf.example --port $(PORT) --dir $(VALKEY_DIR)/data \
 		--loadmodule $(RATELIMIT_MODULE) & \
-	server=$$!; trap 'kill $$server 2>/dev/null' INT TERM; \
+	server=$$!; trap 'kill $$server 2>/dev/null; wait $$server; exit 0' INT TERM; \
 	for _ in $$(seq 100); do \
 		if redis-cli -p $(PORT) ping >/dev/null 2>&1; then \
 			echo "ready: try redis-cli -p $(PORT) RL.SLIDING demo 5 10s"; break; \

@@ -256,6 +256,20 @@ fn info(ctx: &InfoContext, for_crash_report: bool) {
     stats::add_info(ctx, for_crash_report);
 }
 
+/// The entry point Valkey looks for first. `valkey_module!` defines only `RedisModule_OnLoad`,
+/// which Valkey also loads, but as a "legacy Redis module" with a notice in its log.
+///
+/// # Safety
+/// The server calls this once, with its load context and the `loadmodule` arguments.
+#[no_mangle]
+pub unsafe extern "C" fn ValkeyModule_OnLoad(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    RedisModule_OnLoad(ctx, argv, argc)
+}
+
 valkey_module! {
     name: MODULE_NAME,
     version: MODULE_VERSION,

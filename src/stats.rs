@@ -39,6 +39,23 @@ impl CommandStats {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts one call whose reply may come later, or never: a blocking call. Its outcome is
+    /// counted with [`CommandStats::count_reply`] when it replies.
+    pub fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the reply of a call counted with [`CommandStats::count_call`]: `Some(allowed)`
+    /// for a decision, `None` for an error.
+    pub fn count_reply(&self, allowed: Option<bool>) {
+        let outcome = match allowed {
+            Some(true) => &self.allowed,
+            Some(false) => &self.denied,
+            None => &self.errors,
+        };
+        outcome.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub static FIXED: CommandStats = CommandStats::new("rl_fixed");
@@ -70,7 +87,9 @@ pub static KEYS_CREATED: AtomicU64 = AtomicU64::new(0);
 
 /// Adds the `ratelimit` section to INFO: for each command `<command>_calls`, `_allowed`,
 /// `_denied` and `_errors`, then `keys_created` and `blocked_waiters`, the clients in
-/// `RL.WAIT` now. The server puts `ratelimit_` before each name.
+/// `RL.WAIT` now. The server puts `ratelimit_` before each name. For `RL.WAIT`, `calls`
+/// also counts waits that are still blocked or ended without a reply (a disconnect, or
+/// `CLIENT UNBLOCK ... ERROR`).
 pub fn add_info(ctx: &InfoContext, _for_crash_report: bool) {
     let add = |name: &str, value: u64| {
         let name = std::ffi::CString::new(name).unwrap_or_default();

@@ -283,9 +283,10 @@ pub fn wait_command(ctx: Ctx, args: &Args) {
         report_keys(ctx, args);
         return;
     }
+    stats::WAIT.count_call();
     if let Err(error) = run_wait(ctx, args) {
         ctx.reply_error(error.message());
-        stats::WAIT.count_error();
+        stats::WAIT.count_reply(None);
     }
 }
 
@@ -310,7 +311,7 @@ fn run_wait(ctx: Ctx, args: &Args) -> Result<(), ArgError> {
         let released = decide(ctx, &names, &request.wrapped, now_ms)?;
         if released.allowed() || released.retry_after_ms() == NEVER || cannot_block {
             reply_released(&ctx, &released);
-            stats::WAIT.count_decision(released.allowed());
+            stats::WAIT.count_reply(Some(released.allowed()));
             return Ok(());
         }
         retry_after_ms = released.retry_after_ms() as u64;
@@ -538,8 +539,8 @@ fn release(id: u64, now_ms: u64, result: Result<Released, ArgError>) {
         return;
     };
     match &result {
-        Ok(released) => stats::WAIT.count_decision(released.allowed()),
-        Err(_) => stats::WAIT.count_error(),
+        Ok(released) => stats::WAIT.count_reply(Some(released.allowed())),
+        Err(_) => stats::WAIT.count_reply(None),
     }
     let reply = Box::into_raw(Box::new(result));
     unsafe { api!(RedisModule_UnblockClient)(waiter.client, reply.cast()) };
@@ -632,11 +633,11 @@ unsafe extern "C" fn unblocked(
         match decide(ctx, &names, &peeked(&waiter.wrapped), now_ms).map(deny) {
             Ok(released) => {
                 reply_released(&ctx, &released);
-                stats::WAIT.count_decision(false);
+                stats::WAIT.count_reply(Some(false));
             }
             Err(error) => {
                 ctx.reply_error(error.message());
-                stats::WAIT.count_error();
+                stats::WAIT.count_reply(None);
             }
         }
     }

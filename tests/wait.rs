@@ -183,6 +183,13 @@ fn disconnected_waiter_is_dropped_and_charged_nothing() {
 
     let (reply, waited) = second.join().unwrap();
     assert_eq!(reply[0], 1);
+    // Both waits are calls; only the one that got its reply has an outcome.
+    let counter = |con: &mut redis::Connection, name: &str| -> String {
+        info_field(con, "ratelimit", &format!("ratelimit_rl_wait_{name}")).unwrap()
+    };
+    assert_eq!(counter(&mut con, "calls"), "2");
+    assert_eq!(counter(&mut con, "allowed"), "1");
+    assert_eq!(counter(&mut con, "denied"), "0");
     assert!(
         waited < Duration::from_millis(400 + LATE_MS as u64),
         "{waited:?}"
