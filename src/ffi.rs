@@ -103,8 +103,11 @@ pub const FLAG_LOADING: c_int = raw::REDISMODULE_CTX_FLAGS_LOADING as c_int;
 pub const FLAG_OOM: c_int = raw::REDISMODULE_CTX_FLAGS_OOM as c_int;
 
 /// Returns how long writes stay paused, in milliseconds, while a `CLIENT PAUSE WRITE` or a
-/// failover pauses them, or `None` when writes may happen. `INFO clients` reports the pause
-/// (`paused_actions`, Valkey 8 and later); a server without the field never reports one.
+/// failover pauses them, or `None` when writes may happen. `INFO clients` reports the pause in
+/// `paused_actions`, which Valkey added after 8.0, in early 2025 (valkey-io/valkey pull
+/// request 1519).
+///
+/// NOTE: an older server has no such field, so this never sees a pause there.
 pub fn writes_paused_for_ms() -> Option<u64> {
     let info = valkey_module::ServerInfo::new("clients");
     let actions = info.field_c("paused_actions")?;
