@@ -178,8 +178,41 @@ class SlidingWindow(Policy):
         return duration_ms(self.window, "window")
 
 
+class _Refilling(Policy):
+    """Base of the token bucket and GCRA: a quota refilled at ``tokens`` per ``period``.
+
+    Subclasses name their quota field in ``quota_field``; the field order of each dataclass
+    stays the module's argument order.
+    """
+
+    tokens: int
+    period: Duration
+    quota_field: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        check_count(self.quota, self.quota_field)
+        check_count(self.tokens, "tokens")
+        duration_ms(self.period, "period")
+
+    def parameters(self) -> list[str]:
+        return [str(self.quota), str(self.tokens), render_ms(self.period_ms)]
+
+    @property
+    def period_ms(self) -> int:
+        return duration_ms(self.period, "period")
+
+    @property
+    def quota(self) -> int:
+        return getattr(self, self.quota_field)
+
+    @property
+    def window_ms(self) -> int:
+        # An empty quota is whole again after quota / tokens periods.
+        return -(-self.quota * self.period_ms // self.tokens)
+
+
 @dataclass(frozen=True)
-class TokenBucket(Policy):
+class TokenBucket(_Refilling):
     """A bucket of ``capacity`` tokens, full when new, refilled at ``tokens`` per ``period``."""
 
     capacity: int
@@ -188,31 +221,11 @@ class TokenBucket(Policy):
 
     command: ClassVar[str] = "RL.TOKENBUCKET"
     algorithm: ClassVar[str] = "TOKENBUCKET"
-
-    def __post_init__(self) -> None:
-        check_count(self.capacity, "capacity")
-        check_count(self.tokens, "tokens")
-        duration_ms(self.period, "period")
-
-    def parameters(self) -> list[str]:
-        return [str(self.capacity), str(self.tokens), render_ms(self.period_ms)]
-
-    @property
-    def period_ms(self) -> int:
-        return duration_ms(self.period, "period")
-
-    @property
-    def quota(self) -> int:
-        return self.capacity
-
-    @property
-    def window_ms(self) -> int:
-        # An empty bucket is full again after capacity / tokens periods.
-        return -(-self.capacity * self.period_ms // self.tokens)
+    quota_field: ClassVar[str] = "capacity"
 
 
 @dataclass(frozen=True)
-class Gcra(Policy):
+class Gcra(_Refilling):
     """A steady ``tokens`` per ``period`` with up to ``burst`` requests back to back."""
 
     burst: int
@@ -221,27 +234,7 @@ class Gcra(Policy):
 
     command: ClassVar[str] = "RL.GCRA"
     algorithm: ClassVar[str] = "GCRA"
-
-    def __post_init__(self) -> None:
-        check_count(self.burst, "burst")
-        check_count(self.tokens, "tokens")
-        duration_ms(self.period, "period")
-
-    def parameters(self) -> list[str]:
-        return [str(self.burst), str(self.tokens), render_ms(self.period_ms)]
-
-    @property
-    def period_ms(self) -> int:
-        return duration_ms(self.period, "period")
-
-    @property
-    def quota(self) -> int:
-        return self.burst
-
-    @property
-    def window_ms(self) -> int:
-        # A spent burst is whole again after burst / tokens periods.
-        return -(-self.burst * self.period_ms // self.tokens)
+    quota_field: ClassVar[str] = "burst"
 
 
 @dataclass(frozen=True)
