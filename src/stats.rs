@@ -29,15 +29,14 @@ impl CommandStats {
 
     /// Counts one call that ended in a decision.
     pub fn count_decision(&self, allowed: bool) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let outcome = if allowed { &self.allowed } else { &self.denied };
-        outcome.fetch_add(1, Ordering::Relaxed);
+        self.count_call();
+        self.count_reply(Some(allowed));
     }
 
     /// Counts one call that ended in an error reply.
     pub fn count_error(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.count_call();
+        self.count_reply(None);
     }
 
     /// Counts one call whose reply may come later, or never: a blocking call. Its outcome is

@@ -163,6 +163,20 @@ impl Waiting {
         WAITERS.store(self.waiters.len() as u64, Ordering::Relaxed);
         Some(waiter)
     }
+
+    /// Removes the waiter of a blocked client, as [`Waiting::remove`] does.
+    fn remove_client(
+        &mut self,
+        client: *mut raw::RedisModuleBlockedClient,
+        now_ms: u64,
+    ) -> Option<Waiter> {
+        let id = self
+            .waiters
+            .iter()
+            .find(|(_, waiter)| waiter.client == client)
+            .map(|(id, _)| *id)?;
+        self.remove(id, now_ms)
+    }
 }
 
 /// Reports the key positions for `COMMAND GETKEYS` and cluster routing.
@@ -268,6 +282,20 @@ fn decide(ctx: Ctx, names: &[Arg], wrapped: &Wrapped, now_ms: u64) -> Result<Rel
             decide_all(ctx, COMMAND, names, request, now_ms).map(Released::All)
         }
     }
+}
+
+/// Decides a waiter's request at `now_ms` in the database the waiter blocked in.
+fn decide_waiter(
+    ctx: Ctx,
+    db: c_int,
+    keys: &[Vec<u8>],
+    wrapped: &Wrapped,
+    now_ms: u64,
+) -> Result<Released, ArgError> {
+    ctx.select_db(db);
+    let strings: Vec<OwnedString> = keys.iter().map(|key| OwnedString::new(ctx, key)).collect();
+    let names: Vec<Arg> = strings.iter().map(OwnedString::arg).collect();
+    decide(ctx, &names, wrapped, now_ms)
 }
 
 fn reply_released(ctx: &Ctx, released: &Released) {
@@ -467,14 +495,11 @@ fn check_waiter(ctx: Ctx, id: u64, now_ms: u64) {
         return;
     }
 
-    ctx.select_db(db);
-    let strings: Vec<OwnedString> = keys.iter().map(|key| OwnedString::new(ctx, key)).collect();
-    let names: Vec<Arg> = strings.iter().map(OwnedString::arg).collect();
     // Only the first waiter may take units; one that is not first gets the reply of a PEEK.
     let result = if first {
-        decide(ctx, &names, &wrapped, now_ms)
+        decide_waiter(ctx, db, &keys, &wrapped, now_ms)
     } else {
-        decide(ctx, &names, &peeked(&wrapped), now_ms).map(deny)
+        decide_waiter(ctx, db, &keys, &peeked(&wrapped), now_ms).map(deny)
     };
 
     let released = match result {
@@ -586,14 +611,7 @@ unsafe extern "C" fn disconnected(
 ) {
     let ctx = Ctx::new(ctx);
     let now_ms = live_now_ms();
-    let removed = with_waiting(|waiting| {
-        let id = waiting
-            .waiters
-            .iter()
-            .find(|(_, waiter)| waiter.client == client)
-            .map(|(id, _)| *id)?;
-        waiting.remove(id, now_ms)
-    });
+    let removed = with_waiting(|waiting| waiting.remove_client(client, now_ms));
     if removed.is_some() {
         api!(RedisModule_UnblockClient)(client, std::ptr::null_mut());
     }
@@ -614,23 +632,10 @@ unsafe extern "C" fn unblocked(
     let ctx = Ctx::new(ctx);
     let client = api!(RedisModule_GetBlockedClientHandle)(ctx.raw());
     let now_ms = live_now_ms();
-    let removed = with_waiting(|waiting| {
-        let id = waiting
-            .waiters
-            .iter()
-            .find(|(_, waiter)| waiter.client == client)
-            .map(|(id, _)| *id)?;
-        waiting.remove(id, now_ms)
-    });
+    let removed = with_waiting(|waiting| waiting.remove_client(client, now_ms));
     if let Some(waiter) = removed {
-        ctx.select_db(waiter.db);
-        let strings: Vec<OwnedString> = waiter
-            .keys
-            .iter()
-            .map(|key| OwnedString::new(ctx, key))
-            .collect();
-        let names: Vec<Arg> = strings.iter().map(OwnedString::arg).collect();
-        match decide(ctx, &names, &peeked(&waiter.wrapped), now_ms).map(deny) {
+        let peek = peeked(&waiter.wrapped);
+        match decide_waiter(ctx, waiter.db, &waiter.keys, &peek, now_ms).map(deny) {
             Ok(released) => {
                 reply_released(&ctx, &released);
                 stats::WAIT.count_reply(Some(false));

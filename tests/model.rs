@@ -490,6 +490,15 @@ impl GcraModel {
 // Throttle: at most one allowed event per interval. Debounce: allowed only after an interval
 // with no request at all, and every request that is not a PEEK starts the interval again.
 
+/// Computes the milliseconds left of an interval that began at `start_ms`, or 0 with no start.
+/// A clock behind the start counts as the start itself.
+fn interval_left_ms(start_ms: Option<u64>, interval_ms: u64, now_ms: u64) -> u128 {
+    start_ms.map_or(0, |start_ms| {
+        (u128::from(start_ms) + u128::from(interval_ms))
+            .saturating_sub(u128::from(now_ms.max(start_ms)))
+    })
+}
+
 #[derive(Clone, Debug)]
 struct ThrottleModel {
     interval_ms: u64,
@@ -501,12 +510,9 @@ impl ThrottleModel {
         now_ms.max(self.last_allowed_ms.unwrap_or(0))
     }
 
-    /// Milliseconds until the next event may come, or 0 once it may.
+    /// Computes the milliseconds until the next event may come, or 0 once it may.
     fn wait_ms(&self, now_ms: u64) -> u128 {
-        self.last_allowed_ms.map_or(0, |last_ms| {
-            (u128::from(last_ms) + u128::from(self.interval_ms))
-                .saturating_sub(u128::from(self.clamp(now_ms)))
-        })
+        interval_left_ms(self.last_allowed_ms, self.interval_ms, now_ms)
     }
 
     fn decide(&self, now_ms: u64, cost: u64) -> Decision {
@@ -532,10 +538,7 @@ impl DebounceModel {
 
     /// Computes the milliseconds left of the quiet period at `now_ms`.
     fn wait_ms(&self, now_ms: u64) -> u128 {
-        self.last_request_ms.map_or(0, |last_ms| {
-            (u128::from(last_ms) + u128::from(self.interval_ms))
-                .saturating_sub(u128::from(self.clamp(now_ms)))
-        })
+        interval_left_ms(self.last_request_ms, self.interval_ms, now_ms)
     }
 
     fn decide(&self, now_ms: u64, peek: bool) -> Decision {
