@@ -41,8 +41,8 @@ pub fn parse_all<A: ArgList + ?Sized>(
         )));
     }
     let numkeys = key_count(args).ok_or_else(|| {
-        let most_keys = most_keys(args);
-        let rule = format!("an integer from 1 to {most_keys} for this many arguments");
+        let max_keys = max_keys(args);
+        let rule = format!("an integer from 1 to {max_keys} for this many arguments");
         ArgError::rule(command, "numkeys", &rule, args.get(0))
     })?;
 
@@ -127,7 +127,7 @@ pub fn parse_all<A: ArgList + ?Sized>(
 
 /// Returns the maximum number of keys an `RL.ALL` with these arguments can have, since each key
 /// takes itself and at least an algorithm word and one parameter.
-fn most_keys<A: ArgList + ?Sized>(args: &A) -> usize {
+fn max_keys<A: ArgList + ?Sized>(args: &A) -> usize {
     args.count().saturating_sub(1) / 3
 }
 
@@ -140,7 +140,7 @@ pub fn key_count<A: ArgList + ?Sized>(args: &A) -> Option<usize> {
     let numkeys = parse_count(COMMAND, "numkeys", args.get(0)).ok()?;
     usize::try_from(numkeys)
         .ok()
-        .filter(|numkeys| *numkeys <= most_keys(args))
+        .filter(|numkeys| *numkeys <= max_keys(args))
 }
 
 /// Returns the first key among `args[1..=numkeys]` that an earlier one repeats. A short list
@@ -167,7 +167,7 @@ pub struct AllOutcome {
     /// Each limiter's own decision on the request. When the request is denied, a limiter that
     /// would have allowed it shows allowed, but with its remaining units and reset time as they
     /// are, since nothing was charged.
-    pub each: Vec<Decision>,
+    pub decisions: Vec<Decision>,
     /// Units charged to each limiter: the cost if the request was allowed, else 0.
     pub charged: u64,
     /// Whether each limiter's state changed.
@@ -223,7 +223,7 @@ pub fn apply_all(
     // When one limiter denies, none is charged, so a limiter that would have allowed the
     // request reports its state as it is, not as a charge would have left it.
     let allowed = looked.iter().all(|(decision, _, _)| decision.allowed);
-    let each: Vec<Decision> = looked
+    let decisions: Vec<Decision> = looked
         .into_iter()
         .map(|(decision, available, reset_after_ms)| {
             if allowed || !decision.allowed {
@@ -238,7 +238,7 @@ pub fn apply_all(
         })
         .collect();
 
-    let combined = combine(&each);
+    let combined = combine(&decisions);
     let charged = if combined.allowed && !peek { cost } else { 0 };
     if charged > 0 {
         for limiter in limiters.iter_mut() {
@@ -251,27 +251,31 @@ pub fn apply_all(
         .collect();
     AllOutcome {
         combined,
-        each,
+        decisions,
         charged,
         changed,
     }
 }
 
-/// Combines decisions: allowed if all allow; the limit and remaining of the limiter with the
-/// fewest remaining; the largest wait, or never if any limiter can never allow; the largest
-/// reset time.
-pub fn combine(each: &[Decision]) -> Decision {
-    let allowed = each.iter().all(|decision| decision.allowed);
-    let tightest = each
+/// Combines decisions into one, allowed only if all allow. The limit and remaining come from
+/// the limiter with the fewest remaining, and the reset time is the largest. The wait is the
+/// largest too, or never if any limiter can never allow.
+pub fn combine(decisions: &[Decision]) -> Decision {
+    let allowed = decisions.iter().all(|decision| decision.allowed);
+    let tightest = decisions
         .iter()
         .min_by_key(|decision| decision.remaining)
         .expect("RL.ALL has at least one limiter");
     let retry_after_ms = if allowed {
         0
-    } else if each.iter().any(|decision| decision.retry_after_ms == NEVER) {
+    } else if decisions
+        .iter()
+        .any(|decision| decision.retry_after_ms == NEVER)
+    {
         NEVER
     } else {
-        each.iter()
+        decisions
+            .iter()
             .map(|decision| decision.retry_after_ms)
             .max()
             .unwrap_or(1)
@@ -281,7 +285,7 @@ pub fn combine(each: &[Decision]) -> Decision {
         limit: tightest.limit,
         remaining: tightest.remaining,
         retry_after_ms,
-        reset_after_ms: each
+        reset_after_ms: decisions
             .iter()
             .map(|decision| decision.reset_after_ms)
             .max()
@@ -372,17 +376,17 @@ mod tests {
         assert!(!outcome.combined.allowed);
         assert_eq!(outcome.charged, 0);
         // The service limiter would allow it, and shows its state uncharged.
-        assert_eq!(outcome.each[1], Decision::allow(5, 4, 999));
+        assert_eq!(outcome.decisions[1], Decision::allow(5, 4, 999));
         assert_eq!(second.reset_after_ms(1), 999);
         assert_eq!(outcome.combined, Decision::deny(1, 0, Some(999), 999));
     }
 
     #[test]
     fn combined_wait_is_never_if_one_is() {
-        let each = [
+        let decisions = [
             Decision::deny(5, 0, Some(10), 10),
             Decision::deny(2, 2, None, 0),
         ];
-        assert_eq!(combine(&each).retry_after_ms, NEVER);
+        assert_eq!(combine(&decisions).retry_after_ms, NEVER);
     }
 }

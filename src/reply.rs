@@ -17,10 +17,10 @@ pub fn decision(ctx: &Ctx, decision: &Decision) {
 
 /// Replies the `RL.ALL` arrays: the combined decision, then each limiter's own, in key order.
 pub fn all(ctx: &Ctx, outcome: &AllOutcome) {
-    ctx.reply_array(1 + outcome.each.len());
+    ctx.reply_array(1 + outcome.decisions.len());
     decision(ctx, &outcome.combined);
-    for each in &outcome.each {
-        decision(ctx, each);
+    for limiter_decision in &outcome.decisions {
+        decision(ctx, limiter_decision);
     }
 }
 

@@ -142,8 +142,8 @@ fn wrong_node_replies_moved() {
         [1, 10, 9, 0, 60_000]
     );
 
-    // Unlike RL.WAIT, RL.ALL declares its keys only in a key spec with a key count, and the
-    // server must route by that spec alone.
+    // RL.ALL declares its keys in a key spec with a key count, and reports them again when the
+    // server requests them, because Valkey 9.1.2 does not route by that spec alone.
     let all = ["RL.ALL", "1", key, "FIXED", "10", "1m"];
     assert_eq!(error_of(&mut wrong, &all), expected, "{all:?}");
 }

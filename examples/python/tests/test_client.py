@@ -151,7 +151,7 @@ async def test_all_charges_every_limiter(client: RateLimitClient, prefix: str) -
 
     assert result.allowed
     assert result.combined == Decision(True, 3, 2, 0, 60_000)
-    assert result.each == (Decision(True, 3, 2, 0, 60_000), Decision(True, 5, 4, 0, 60_000))
+    assert result.decisions == (Decision(True, 3, 2, 0, 60_000), Decision(True, 5, 4, 0, 60_000))
     assert user is not None
     assert user["used"] == 1
     assert service is not None
@@ -185,7 +185,7 @@ async def test_all_with_every_combinable_policy(client: RateLimitClient, prefix:
     result = await client.all(limits, cost=1)
 
     assert result.allowed
-    assert len(result.each) == 5
+    assert len(result.decisions) == 5
     assert result.combined.limit == 1
     assert result.combined.remaining == 0
 

@@ -75,13 +75,13 @@ class Decision:
 class AllDecision:
     """An RL.ALL decision: the combined verdict, then each limiter's own in key order.
 
-    Each limiter's own decision is the one it would make alone. So when another limiter
-    denies the request, a limiter that allowed it reports ``allowed`` and the ``remaining``
-    after a charge that was not made.
+    When another limiter denies the request, a limiter that would have allowed it reports
+    ``allowed`` with its ``remaining`` and ``reset_after`` as they are, since nothing was
+    charged.
     """
 
     combined: Decision
-    each: tuple[Decision, ...]
+    decisions: tuple[Decision, ...]
 
     @property
     def allowed(self) -> bool:
@@ -89,7 +89,7 @@ class AllDecision:
 
     def denied_indices(self) -> list[int]:
         """Positions, in key order, of the limiters that denied the request."""
-        return [index for index, decision in enumerate(self.each) if not decision.allowed]
+        return [index for index, decision in enumerate(self.decisions) if not decision.allowed]
 
 
 def decode_decision(reply: Any) -> Decision:
@@ -116,7 +116,7 @@ def decode_all(reply: Any, count: int) -> AllDecision:
     if not isinstance(reply, (list, tuple)) or len(reply) != count + 1:
         raise ReplyError(f"expected {count + 1} five-integer arrays; got {reply!r}")
     decisions = [decode_decision(item) for item in reply]
-    return AllDecision(combined=decisions[0], each=tuple(decisions[1:]))
+    return AllDecision(combined=decisions[0], decisions=tuple(decisions[1:]))
 
 
 def decode_text(value: Any) -> Any:

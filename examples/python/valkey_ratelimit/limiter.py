@@ -231,7 +231,7 @@ class RateLimiter:
 
         pairs = [(limit.key, limit.policy) for limit in limits]
         result = await self.client.all(pairs, cost=cost)
-        return Verdict(result.allowed, limits, result.each, result.combined)
+        return Verdict(result.allowed, limits, result.decisions, result.combined)
 
     def _record_error(self, label: str, kind: str) -> None:
         if self.metrics is not None:
