@@ -55,12 +55,13 @@ fn policies() -> Vec<(&'static str, Policy)> {
     ]
 }
 
-/// A limiter that allows the next request: fresh.
+/// Builds a limiter that allows the next request: a fresh one.
 fn fresh(policy: &Policy) -> Limiter {
     policy.fresh()
 }
 
-/// A limiter that denies the next request: charged up to its limit, one unit a millisecond.
+/// Builds a limiter that denies the next request, charged up to its limit at one unit a
+/// millisecond.
 fn full(policy: &Policy) -> (Limiter, u64) {
     let mut limiter = policy.fresh();
     let mut now_ms = START_MS;

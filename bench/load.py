@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end benchmark of valkey-ratelimit against the alternatives, in one run.
 
-Starts a Valkey with the module and, in turn, one with redis-cell (both define CL.THROTTLE, so
-they cannot share a server), pins the server and redis-benchmark to different cores, and
+Starts a Valkey with the module and, in turn, one with redis-cell. Both define CL.THROTTLE, so
+they cannot share a server. It pins the server and redis-benchmark to different cores and
 measures requests per second for each command next to INCR on the same server in the same run,
 for two workloads: many cold keys (mostly allowed) and a few hot keys (mostly denied). It also
 measures MEMORY USAGE per key, used_memory growth for many keys, and RL.SLIDING with full logs
@@ -333,8 +333,10 @@ def report(path, throughput_rows, memory_rows, growth_rows, sliding_rows, reques
         "command with the same key pattern. These machines are noisy: compare ratios, and read "
         "absolute numbers only in passing.",
     ]
+
     if quick:
         lines += ["", "This is a quick run with few requests; its figures are rough."]
+
     for workload in dict.fromkeys(row[0] for row in throughput_rows):
         lines += ["", f"## Throughput: {workload}", "",
                   "| command | req/s, pipeline 16 | ratio to INCR | req/s, no pipeline | ratio to INCR |",
@@ -344,16 +346,20 @@ def report(path, throughput_rows, memory_rows, growth_rows, sliding_rows, reques
             cells = {row[1]: row for row in throughput_rows if row[0] == workload and row[2] == name}
             piped, single = cells.get(16), cells.get(1)
             lines.append(f"| {name} | {piped[3]:,.0f} | {piped[4]:.2f} | {single[3]:,.0f} | {single[4]:.2f} |")
+
     lines += ["", "## Memory per key", "", "`MEMORY USAGE rate:user:12345` after one request.", "",
               "| key | bytes |", "|---|---:|"]
     lines += [f"| {name} | {size} |" for name, size in memory_rows]
+
     lines += ["", "## used_memory growth", "",
               "| keys | count | bytes per key |", "|---|---:|---:|"]
     lines += [f"| {name} | {count:,} | {per_key:.1f} |" for name, count, per_key in growth_rows]
+
     lines += ["", "## RL.SLIDING with a full log", "",
               "A hot key whose log is full, pipeline 16: nearly every request is denied.", "",
               "| limit | entries | req/s |", "|---:|---:|---:|"]
     lines += [f"| {limit:,} | {entries} | {rps:,.0f} |" for limit, entries, rps in sliding_rows]
+
     micro = micro_benchmarks()
     if micro:
         lines += ["", "## Micro benchmarks", "",
@@ -362,6 +368,7 @@ def report(path, throughput_rows, memory_rows, growth_rows, sliding_rows, reques
                   "size as a logarithm.", "",
                   "| benchmark | ns per call |", "|---|---:|"]
         lines += [f"| {name} | {nanos:.1f} |" for name, nanos in micro]
+
     Path(path).write_text("\n".join(lines) + "\n")
 
 

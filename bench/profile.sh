@@ -28,7 +28,7 @@ pid=$!
 trap 'kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
 
-# A warm-up run creates the keys, so the profile sees steady traffic and no new connections.
+# A warm-up run creates the keys, so the profile records steady traffic and no new connections.
 taskset -c 1 redis-benchmark -p "$port" -c 50 -P 16 -n 300000 -r "$keys" -q "$@" >/dev/null
 perf record -F 2000 --call-graph dwarf,16384 -p "$pid" -o "$dir/perf.data" -- sleep 2 \
     >/dev/null 2>&1 &

@@ -116,7 +116,7 @@ pub fn parse_digits(value: &[u8]) -> Option<u64> {
 }
 
 /// Parses a duration into milliseconds: digits with an optional fraction (`1.5`), then an
-/// optional unit `ms`, `s`, `m`, `h` or `d` in any case; a bare number is seconds. Digits
+/// optional unit `ms`, `s`, `m`, `h` or `d` in any case. A bare number is seconds, and digits
 /// finer than a millisecond are dropped.
 pub fn parse_duration(command: &str, argument: &str, value: &[u8]) -> Result<u64, ArgError> {
     let invalid = || ArgError::rule(command, argument, DURATION_RULE, value);

@@ -4,11 +4,11 @@
 //! CL.THROTTLE key max_burst count_per_period period [quantity]
 //! ```
 //! It is `RL.GCRA key <max_burst + 1> count_per_period <period>s COST quantity` with redis-cell's
-//! conventions: the period is whole seconds, a quantity of 0 only reads, and the reply is
-//! `[limited, max_burst + 1, remaining, retry_after_s, reset_after_s]`, where `limited` is 1 for
-//! a denied request, `retry_after_s` is -1 unless the request is denied but can be allowed later,
-//! and times are seconds rounded up. The key is a GCRA limiter, so `RL.GCRA` and `RL.INFO` work
-//! on it too.
+//! conventions. The period is whole seconds, a quantity of 0 only reads, and the reply is
+//! `[limited, max_burst + 1, remaining, retry_after_s, reset_after_s]`. There `limited` is 1
+//! for a denied request, `retry_after_s` is -1 unless the request is denied but can be allowed
+//! later, and times are seconds rounded up. The key is a GCRA limiter, so `RL.GCRA` and
+//! `RL.INFO` work on it too.
 //!
 //! Where redis-cell accepts nonsense (negative numbers, a zero rate or period), this command
 //! returns an error instead.

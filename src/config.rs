@@ -14,7 +14,7 @@ pub const SLIDING_MAX_ENTRIES_MAX: i64 = 1 << 24;
 
 pub static SLIDING_MAX_ENTRIES: AtomicI64 = AtomicI64::new(SLIDING_MAX_ENTRIES_DEFAULT);
 
-/// The current value of `ratelimit.sliding-max-entries`.
+/// Returns the current value of `ratelimit.sliding-max-entries`.
 pub fn sliding_max_entries() -> u64 {
     SLIDING_MAX_ENTRIES
         .load(Ordering::Relaxed)

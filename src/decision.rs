@@ -10,7 +10,7 @@ pub const NEVER: i64 = -1;
 pub struct Decision {
     /// Whether the request is allowed (and, unless it is a PEEK, charged).
     pub allowed: bool,
-    /// The most units the limiter can allow at once: limit, capacity or burst.
+    /// The maximum units the limiter can allow at once: limit, capacity or burst.
     pub limit: u64,
     /// Units a further request could take right now, after this decision.
     pub remaining: u64,
@@ -33,8 +33,8 @@ impl Decision {
         }
     }
 
-    /// Builds a denied decision. `retry_after_ms` of `None` means the request can never be
-    /// allowed; a wait is raised to at least 1 ms so that clients never retry at once.
+    /// Builds a denied decision. A `retry_after_ms` of `None` means the request can never be
+    /// allowed. A wait is raised to at least 1 ms, so that clients never retry at once.
     pub fn deny(
         limit: u64,
         remaining: u64,

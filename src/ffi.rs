@@ -107,7 +107,7 @@ pub const FLAG_OOM: c_int = raw::REDISMODULE_CTX_FLAGS_OOM as c_int;
 /// `paused_actions`, which Valkey added after 8.0, in early 2025 (valkey-io/valkey pull
 /// request 1519).
 ///
-/// NOTE: an older server has no such field, so this never sees a pause there.
+/// NOTE: an older server has no such field, so there this returns `None` even during a pause.
 pub fn writes_paused_for_ms() -> Option<u64> {
     let info = valkey_module::ServerInfo::new("clients");
     let actions = info.field_c("paused_actions")?;

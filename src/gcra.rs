@@ -1,8 +1,8 @@
 //! The continuous-rate core behind `RL.TOKENBUCKET`, `RL.GCRA` and `CL.THROTTLE`.
 //!
-//! A token bucket that contains up to `capacity` tokens and refills at `tokens` per `period_ms` makes
-//! the same decisions as the generic cell rate algorithm (GCRA) with an emission interval of
-//! `period_ms / tokens` and a burst of `capacity`: GCRA states the bucket as a theoretical
+//! A token bucket that contains up to `capacity` tokens and refills at `tokens` per `period_ms`
+//! makes the same decisions as the generic cell rate algorithm (GCRA) with an emission interval
+//! of `period_ms / tokens` and a burst of `capacity`. GCRA states the bucket as a theoretical
 //! arrival time (TAT) instead of a token count. Both views are kept exact by measuring the
 //! units used in *unit-milliseconds*, units multiplied by `period_ms`. In that scale a refill
 //! drains exactly `tokens` per millisecond and a request of `cost` units adds
@@ -77,9 +77,9 @@ impl Rate {
         self.at_ms = now_ms;
     }
 
-    /// Applies new parameters at `now_ms`. The time up to `now_ms` refills at the old rate;
-    /// a new period rescales the units used, rounding up by less than one unit-millisecond of
-    /// the new period so that the change never grants more than the new policy allows.
+    /// Applies new parameters at `now_ms`. The time up to `now_ms` refills at the old rate.
+    /// A new period rescales the units used and rounds up by less than one unit-millisecond of
+    /// the new period, so the change never grants more than the new policy allows.
     pub fn set_params(&mut self, params: RateParams, now_ms: u64) {
         let now_ms = now_ms.max(self.at_ms);
         let used = self.used_scaled_at(now_ms);

@@ -27,13 +27,14 @@ pub struct Ring {
     count_width: u8,
 }
 
-/// The number of bytes, from 1 to 8, that can hold every value up to `max`.
+/// Returns the number of bytes, from 1 to 8, that can contain every value up to `max`.
 pub fn width_for(max: u64) -> u8 {
     let bits = 64 - max.leading_zeros();
     bits.div_ceil(8).max(1) as u8
 }
 
-/// The largest value a field of `width` bytes holds; fields keep values modulo this plus one.
+/// Returns the largest value a field of `width` bytes can contain. Fields keep values modulo
+/// this plus one.
 pub fn field_mask(width: u8) -> u64 {
     if width >= 8 {
         u64::MAX

@@ -28,7 +28,7 @@ fn rewrite(con: &mut redis::Connection) {
     });
 }
 
-/// The base file of the AOF, which a rewrite replaces.
+/// Reads the base file of the AOF, which a rewrite replaces.
 fn base_file(server: &Server) -> Vec<u8> {
     let dir = server.dir().join("appendonlydir");
     let base = std::fs::read_dir(&dir)

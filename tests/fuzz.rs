@@ -1,5 +1,5 @@
 //! Randomized bad input against a real server: thousands of argument vectors for every
-//! command. The server must stay up and answer every one, each failure must be an error reply,
+//! command. The server must stay up and reply to every one, each failure must be an error reply,
 //! and a failed command must leave its key as it was.
 
 mod common;
@@ -31,7 +31,7 @@ fn random_bytes(random: &mut Random, len: usize) -> Vec<u8> {
     (0..len).map(|_| random.below(256) as u8).collect()
 }
 
-/// One argument, mostly near what the commands accept, sometimes far from it.
+/// Generates one argument, mostly near what the commands accept, sometimes far from it.
 fn random_argument(random: &mut Random) -> Vec<u8> {
     let text: &[&str] = &[
         "1",
@@ -137,7 +137,7 @@ const TEMPLATES: [&[&str]; 8] = [
     ],
 ];
 
-/// A random argument vector: half the time a valid command with one or two arguments
+/// Generates an argument vector. Half the time it is a valid command with one or two arguments
 /// replaced or one added, otherwise a command, usually a known key, and 0 to 11 arguments.
 fn random_vector(random: &mut Random) -> Vec<Vec<u8>> {
     if random.chance(50) {
@@ -173,8 +173,8 @@ fn random_vector(random: &mut Random) -> Vec<Vec<u8>> {
     words
 }
 
-/// A key's DUMP payload and expiry read at one instant, or `None` if the key may expire within
-/// seconds, so that a comparison would race with its expiry.
+/// Reads a key's DUMP payload and expiry at one instant. Returns `None` if the key may expire
+/// within seconds, because a comparison would then race with its expiry.
 fn lasting_snapshot(con: &mut redis::Connection, key: &str) -> Option<(Option<Vec<u8>>, i64)> {
     let (dump, expiry, ttl): (Option<Vec<u8>>, i64, i64) = redis::pipe()
         .atomic()

@@ -34,7 +34,7 @@ fn strings(value: &redis::Value) -> Vec<String> {
     }
 }
 
-/// A flat name-value array as a map.
+/// Converts a flat name-value array into a map.
 fn pairs(value: &redis::Value) -> HashMap<String, redis::Value> {
     let redis::Value::Array(items) = value else {
         panic!("{value:?} is not an array");

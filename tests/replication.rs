@@ -1,5 +1,5 @@
 //! Primary and replica on loopback: after randomized traffic the replica holds exactly the
-//! primary's state, whatever its own clock says, because changes travel as `RL.APPLY` with the
+//! primary's state, whatever its own clock reads, because changes travel as `RL.APPLY` with the
 //! primary's time.
 
 mod common;

@@ -1,5 +1,5 @@
-//! `RL.WAIT`: blocked clients released when the limiter allows, in arrival order, at their
-//! timeout, or dropped when they disconnect; and no CPU spent while they wait.
+//! `RL.WAIT`: blocked clients are released when the limiter allows, in arrival order, or at
+//! their timeout. A client that disconnects is dropped, and waiting clients cost no CPU.
 
 mod common;
 
@@ -148,17 +148,18 @@ fn disconnected_waiter_is_dropped_and_charged_nothing() {
     let mut con = server.connect();
     decide(&mut con, &["RL.TOKENBUCKET", "k", "1", "1", "400ms"]);
 
-    let mut gone = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    gone.write_all(&command(&[
-        "RL.WAIT",
-        "5s",
-        "TOKENBUCKET",
-        "k",
-        "1",
-        "1",
-        "400ms",
-    ]))
-    .unwrap();
+    let mut disconnecting = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    disconnecting
+        .write_all(&command(&[
+            "RL.WAIT",
+            "5s",
+            "TOKENBUCKET",
+            "k",
+            "1",
+            "1",
+            "400ms",
+        ]))
+        .unwrap();
     wait_until(Duration::from_secs(5), "the first waiter", || {
         blocked_waiters(&mut con) == 1
     });
@@ -176,7 +177,7 @@ fn disconnected_waiter_is_dropped_and_charged_nothing() {
     wait_until(Duration::from_secs(5), "the second waiter", || {
         blocked_waiters(&mut con) == 2
     });
-    drop(gone);
+    drop(disconnecting);
     wait_until(Duration::from_secs(5), "the dropped waiter", || {
         blocked_waiters(&mut con) == 1
     });

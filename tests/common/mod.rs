@@ -64,7 +64,7 @@ pub fn server_path() -> PathBuf {
 const PORTS: std::ops::Range<u32> = 10_000..20_000;
 
 /// Returns a loopback port that is free now, picked at random so that parallel tests rarely
-/// pick the same one; `Server::launch` starts again on another port if the bind fails anyway.
+/// pick the same one. If the bind fails anyway, `Server::launch` starts again on another port.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let seed = std::process::id()
