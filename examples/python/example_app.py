@@ -22,6 +22,7 @@ from valkey_ratelimit import (
     Rule,
     verify_and_limit,
 )
+from valkey_ratelimit.limiter import DEFAULT_TIMEOUT_S
 
 SERVICE_NAME = "items"
 USER_LIMIT_PER_MINUTE = 5
@@ -44,7 +45,7 @@ def create_app(
     *,
     registry: CollectorRegistry | None = None,
     failure_mode: FailureMode = FailureMode.OPEN,
-    timeout: float = 0.075,
+    timeout: float = DEFAULT_TIMEOUT_S,
     protocol: int = 2,
     key_prefix: str = "",
 ) -> FastAPI:

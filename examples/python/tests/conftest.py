@@ -95,7 +95,7 @@ class ValkeyServer:
                 try:
                     if client.ping():
                         return True
-                except valkey.exceptions.ConnectionError:
+                except (valkey.exceptions.ConnectionError, valkey.exceptions.TimeoutError):
                     time.sleep(0.02)
             return False
         finally:

@@ -380,3 +380,47 @@ def test_rule_names_must_differ() -> None:
 
     with pytest.raises(ValueError, match="distinct"):
         RateLimit(rule, rule)
+
+
+def test_cost_checked_at_declaration() -> None:
+    rule = Rule.of("user", limit=1, window=1, key_func=lambda request: "key")
+    throttle = Rule.of(
+        "email", limit=1, window=1, key_func=lambda request: "key", algorithm="throttle"
+    )
+
+    with pytest.raises(ValueError, match="cost must be an integer"):
+        RateLimit(rule, cost=0)
+    with pytest.raises(ValueError, match="'email' takes no cost"):
+        RateLimit(rule, throttle, cost=2)
+
+
+async def test_label_kept_when_rule_skipped(
+    limiter: RateLimiter, registry: CollectorRegistry, prefix: str
+) -> None:
+    def optional_user_key(request: Request) -> str | None:
+        user_id = request.headers.get("X-User-Id")
+        return f"{prefix}rate:user:{user_id}" if user_id else None
+
+    def service_key(request: Request) -> str:
+        return f"{prefix}rate:service:labels"
+
+    app = FastAPI()
+    app.state.rate_limiter = limiter
+    service = Rule.of("service", limit=10, window=60, key_func=service_key)
+
+    @app.get("/")
+    @verify_and_limit(
+        limit=10, window=60, key_func=optional_user_key, name="user", rules=[service]
+    )
+    async def root() -> dict[str, bool]:
+        return {"ok": True}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        await client.get("/")
+        await client.get("/", headers=as_user("1"))
+
+    labels = {"limiter": "user+service", "outcome": "allowed"}
+    assert registry.get_sample_value("valkey_ratelimit_decisions_total", labels) == 2
+    labels = {"limiter": "service", "outcome": "allowed"}
+    assert registry.get_sample_value("valkey_ratelimit_decisions_total", labels) is None

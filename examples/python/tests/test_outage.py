@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import valkey
 from fastapi import FastAPI, Request
 from prometheus_client import CollectorRegistry
 
+from valkey._parsers.base import BaseParser
 from valkey.exceptions import (
     AuthenticationError,
     BusyLoadingError,
@@ -247,6 +249,34 @@ async def test_retry_recovers_stale_connection(
     assert harness.errors("connection") is None
 
 
+async def test_retry_recovers_timed_out_attempt(
+    disposable_server: ValkeyServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each of the three attempts gets a third of the deadline as its socket timeout, so the
+    # first one times out while the server is stopped and a later one gets the reply.
+    limiter = RateLimiter.from_url(
+        disposable_server.url, failure_mode=FailureMode.CLOSED, timeout=1.5, attempts=3
+    )
+    limits = [Limit("user", "rate:user:retried", FixedWindow(10, 60))]
+    connection_options = limiter.client.valkey.connection_pool.connection_kwargs
+    disposable_server.pause()
+    asyncio.get_running_loop().call_later(0.7, disposable_server.resume)
+    try:
+        with caplog.at_level(logging.INFO, logger="valkey_ratelimit"):
+            verdict = await limiter.check(limits)
+    finally:
+        disposable_server.resume()
+        await limiter.aclose()
+    retries = [record for record in caplog.records if hasattr(record, "attempt")]
+
+    assert connection_options["socket_timeout"] == pytest.approx(0.5)
+    assert len(retries) >= 1
+    assert retries[0].attempt == 1  # type: ignore[attr-defined]
+    assert verdict.allowed
+    assert not verdict.failed
+    assert verdict.combined is not None
+
+
 async def test_fail_open_when_out_of_memory(
     disposable_server: ValkeyServer, harnesses: list[Harness]
 ) -> None:
@@ -288,6 +318,11 @@ async def test_invalid_request_raises(
         (OutOfMemoryError("OOM"), "server"),
         (ReadOnlyError("READONLY"), "server"),
         (ResponseError("BUSY running a script"), "server"),
+        (BaseParser.parse_error("BUSY Valkey is busy running a script"), "server"),
+        (BaseParser.parse_error("CLUSTERDOWN The cluster is down"), "server"),
+        (BaseParser.parse_error("MASTERDOWN Link with MASTER is down"), "server"),
+        (BaseParser.parse_error("TRYAGAIN Multiple keys request during rehashing"), "server"),
+        (BaseParser.parse_error("BUSYKEY Target key name already exists."), "invalid"),
         (ResponseError("WRONGTYPE"), "invalid"),
         (ReplyError("bad shape"), "invalid"),
         (ValueError("bug"), None),

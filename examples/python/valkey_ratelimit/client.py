@@ -1,7 +1,8 @@
 """A thin async client for the module's RL.* commands over valkey-py.
 
-The client renders arguments and decodes replies. It adds no state, retries or timeouts of
-its own, so every call is exactly one command and one round trip. Replies decode the same
+The client renders arguments and decodes replies. It adds no state or retries, and no
+timeouts of its own except RL.WAIT's read timeout, so every call is exactly one command and
+one round trip. Replies decode the same
 under RESP2 and RESP3, and with or without ``decode_responses``.
 """
 
@@ -56,7 +57,7 @@ class Decision:
     @property
     def retry_after(self) -> float:
         """Seconds until the same request would be allowed, or ``math.inf`` if it never can."""
-        if self.retry_after_ms == NEVER_MS:
+        if self.never_allowed:
             return math.inf
         return self.retry_after_ms / 1000
 
@@ -187,13 +188,6 @@ def wait_timeout_ms(timeout: Duration | None) -> int:
     return duration_ms(timeout, "timeout")
 
 
-def render_wait_timeout(timeout_ms: int) -> str:
-    """Render an RL.WAIT timeout. The module takes a bare ``0``, not ``0ms``, as no timeout."""
-    if timeout_ms == 0:
-        return "0"
-    return render_ms(timeout_ms)
-
-
 class RateLimitClient:
     """Async calls to the RL.* commands on one ``valkey.asyncio.Valkey`` client.
 
@@ -283,9 +277,9 @@ class RateLimitClient:
             raise ValueError(f"RL.WAIT does not take {policy.algorithm} policies")
 
         timeout_ms = wait_timeout_ms(timeout)
-        arguments = ["RL.WAIT", render_wait_timeout(timeout_ms), policy.algorithm, key]
-        arguments += [*policy.parameters(), *policy.options()]
-        arguments += cost_options(policy, cost)
+        # The wrapped command's arguments after its name and key, as RL.WAIT takes them.
+        wrapped = single_arguments(key, policy, cost, peek=False)[2:]
+        arguments = ["RL.WAIT", render_ms(timeout_ms), policy.algorithm, key, *wrapped]
         return decode_decision(await self._blocking_call(arguments, timeout_ms))
 
     async def wait_all(
@@ -298,7 +292,7 @@ class RateLimitClient:
         """Block with ``RL.WAIT timeout ALL ...`` until every limiter allows at once."""
         timeout_ms = wait_timeout_ms(timeout)
         wrapped = all_arguments(limits, cost, peek=False)
-        arguments = ["RL.WAIT", render_wait_timeout(timeout_ms), "ALL", *wrapped[1:]]
+        arguments = ["RL.WAIT", render_ms(timeout_ms), "ALL", *wrapped[1:]]
         return decode_all(await self._blocking_call(arguments, timeout_ms), len(limits))
 
     async def info(self, key: str) -> dict[str, int | str] | None:

@@ -35,7 +35,7 @@ from .headers import (
     retry_after_seconds,
 )
 from .limiter import Limit, RateLimiter, Verdict
-from .policies import Duration, Policy, policy_for
+from .policies import Duration, Policy, check_count, policy_for
 
 KeyFunc = Callable[[Request], Union[str, None, Awaitable[Union[str, None]]]]
 """Return a request's limiter key, or None to skip the rule for that request.
@@ -114,10 +114,16 @@ class RateLimit:
         names = [rule.name for rule in rules]
         if len(set(names)) != len(names):
             raise ValueError(f"rule names must be distinct, since headers name them; got {names}")
+        check_count(cost, "cost")
+        if cost != 1:
+            for rule in rules:
+                if not rule.policy.accepts_cost:
+                    raise ValueError(f"rule {rule.name!r} takes no cost; got cost={cost}")
         self.rules = rules
         self.cost = cost
         self.limiter = limiter
-        self.name = name
+        # Named from every rule, so the label stays the same when a key function skips one.
+        self.name = name or "+".join(names)
 
     async def __call__(self, request: Request, response: Response) -> Verdict | None:
         """Check the request and add the RateLimit fields to ``response``.
@@ -178,9 +184,14 @@ def exceeded_error(verdict: Verdict, cost: int, headers: dict[str, str]) -> Rate
     names = ", ".join(repr(name) for name in denied)
 
     if combined.never_allowed:
+        too_small = [
+            repr(limit.name)
+            for limit, decision in zip(verdict.limits, verdict.decisions)
+            if decision.never_allowed
+        ]
         message = (
-            f"Request rejected: it costs {cost} units, more than the {names} limit allows "
-            "at once, so it can never be allowed."
+            f"Request rejected: it costs {cost} units, more than the {', '.join(too_small)} "
+            "limit allows at once, so it can never be allowed."
         )
         retry_seconds = None
     else:

@@ -19,6 +19,7 @@ from valkey.asyncio import Valkey
 from valkey.exceptions import (
     BusyLoadingError,
     ClusterDownError,
+    MasterDownError,
     OutOfMemoryError,
     ReadOnlyError,
     ResponseError,
@@ -47,10 +48,15 @@ UNAVAILABLE_ERRORS = (
     OutOfMemoryError,
     ReadOnlyError,
     ClusterDownError,
+    MasterDownError,
     TryAgainError,
 )
 """Error replies that mean the server cannot serve now: LOADING, OOM, READONLY, CLUSTERDOWN,
 MASTERDOWN and TRYAGAIN."""
+
+UNAVAILABLE_CODES = frozenset({"BUSY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN"})
+"""Error codes of the same kind that valkey-py's standalone client raises as a plain
+``ResponseError``. Only its cluster client maps the last three to their own classes."""
 
 
 class FailureMode(enum.Enum):
@@ -118,9 +124,9 @@ def classify_error(error: BaseException) -> str | None:
     if isinstance(error, (ValkeyConnectionError, ConnectionError)):
         return "connection"
     if isinstance(error, ResponseError):
-        # A script or module call that blocks the server makes it reply BUSY, and valkey-py
-        # has no exception class for that reply.
-        return "server" if str(error).startswith("BUSY") else "invalid"
+        # A plain ResponseError keeps the error code as the first word of its message.
+        code = str(error).split(" ", 1)[0]
+        return "server" if code in UNAVAILABLE_CODES else "invalid"
     if isinstance(error, ReplyError):
         return "invalid"
     return None
@@ -130,8 +136,9 @@ class RateLimiter:
     """Checks limits against Valkey within a deadline, under an outage policy.
 
     An outage never raises: the check returns the verdict of the failure mode. An error reply
-    to a bad request raises :class:`InvalidRequestError`. Each outage is logged once at
-    warning level, and every failure is counted in the metrics.
+    to a bad request raises :class:`InvalidRequestError`. Each check that fails at Valkey is
+    counted in the metrics, and each one the outage policy decides is logged once at warning
+    level. Attempts that a retry recovers are logged at info level only.
     """
 
     def __init__(
@@ -169,13 +176,15 @@ class RateLimiter:
         attempts: int = 1,
         **valkey_options: Any,
     ) -> RateLimiter:
-        """Create a limiter with its own Valkey client whose socket timeouts match ``timeout``.
+        """Create a limiter with its own Valkey client whose socket timeouts fit ``timeout``.
 
-        The client connects on first use, so this works before the server is up.
+        Each attempt gets an equal share of the deadline as its socket timeouts, so that a
+        timed-out attempt leaves time for a retry. The client connects on first use, so this
+        works before the server is up.
         """
-        timeout_s = duration_ms(timeout, "timeout") / 1000
-        valkey_options.setdefault("socket_timeout", timeout_s)
-        valkey_options.setdefault("socket_connect_timeout", timeout_s)
+        attempt_timeout_s = duration_ms(timeout, "timeout") / 1000 / max(attempts, 1)
+        valkey_options.setdefault("socket_timeout", attempt_timeout_s)
+        valkey_options.setdefault("socket_connect_timeout", attempt_timeout_s)
         valkey = Valkey.from_url(url, protocol=protocol, **valkey_options)
         return cls(
             RateLimitClient(valkey),
@@ -245,7 +254,10 @@ class RateLimiter:
         policies = ",".join(limit.name for limit in limits)
         action = "allowing" if allowed else "denying"
         # asyncio's own timeout carries no message, so name it for the reader of the log.
-        error_text = repr(error) if str(error) else f"no reply within {self.timeout_s} s"
+        if isinstance(error, TimeoutError) and not str(error):
+            error_text = f"no reply within {self.timeout_s} s"
+        else:
+            error_text = repr(error)
         logger.warning(
             "rate limit check %s on key %s failed (%s: %s); %s the request (fail %s)",
             label,

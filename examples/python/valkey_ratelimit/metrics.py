@@ -1,8 +1,8 @@
 """Prometheus metrics of rate-limit decisions, Valkey errors and decision latency.
 
-The metrics live in a registry the application passes in, because prometheus_client refuses
-to register one metric name twice in a registry, and tests or apps that build several
-limiters would otherwise collide in the global one.
+The metrics live in the registry the application passes in, or in prometheus_client's global
+one by default. Give each instance its own registry when building several, because
+prometheus_client refuses to register one metric name twice in a registry.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ class RateLimitMetrics:
         )
         self.errors = Counter(
             "errors",
-            "Failed rate-limit calls to Valkey by limiter and error kind.",
+            "Rate-limit checks that failed at Valkey, by limiter and error kind.",
             ["limiter", "kind"],
             namespace=namespace,
             registry=target,
         )
         self.latency = Histogram(
             "decision_seconds",
-            "Time to reach a rate-limit decision, including failed calls, in seconds.",
+            "Time to reach a rate-limit decision, including outage-policy decisions, in seconds.",
             ["limiter"],
             namespace=namespace,
             registry=target,

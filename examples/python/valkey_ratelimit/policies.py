@@ -298,8 +298,9 @@ ALGORITHMS = ("fixed", "sliding", "token_bucket", "gcra", "throttle")
 def policy_for(algorithm: str, limit: int, window: Duration) -> Policy:
     """Build the policy that allows ``limit`` requests per ``window`` with an algorithm.
 
-    The token bucket and GCRA refill the whole limit over one window, so all five spend the
-    same quota over the same time and differ only in how they spread it.
+    The token bucket and GCRA refill the whole limit over one window, so all five have the
+    same long-run rate. A bucket that starts full can also allow a burst of up to ``limit``
+    on top of its refill within the first window.
     """
     if algorithm == "fixed":
         return FixedWindow(limit, window)
