@@ -6,8 +6,14 @@
 //! VALKEY_URL=redis://127.0.0.1:6379/ cargo run --example rust_client
 //! ```
 
+use std::time::Duration;
+
 use redis::aio::MultiplexedConnection;
-use redis::RedisResult;
+use redis::{AsyncConnectionConfig, RedisResult};
+
+/// The longest RL.WAIT of this example. The redis crate's own response timeout is 500 ms, too
+/// short for a wait, so the workers' connections read for this plus a margin.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The reply of every limiting command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +59,10 @@ async fn check_request(
     Ok(Decision::from_reply(&replies[0]))
 }
 
-/// Takes one token for a job, waiting inside the server for up to five seconds.
+/// Takes one token for a job, waiting inside the server for up to [`WAIT_TIMEOUT`].
 async fn acquire_job_token(con: &mut MultiplexedConnection) -> RedisResult<Decision> {
     let reply: Vec<i64> = redis::cmd("RL.WAIT")
-        .arg("5s")
+        .arg(format!("{}ms", WAIT_TIMEOUT.as_millis()))
         .arg(&["TOKENBUCKET", "jobs:mailer", "2", "4", "1s"])
         .query_async(con)
         .await?;
@@ -75,9 +81,13 @@ async fn main() -> RedisResult<()> {
     }
 
     // A blocked RL.WAIT holds its connection, so each worker takes its own.
+    let config = AsyncConnectionConfig::new()
+        .set_response_timeout(Some(WAIT_TIMEOUT + Duration::from_secs(1)));
     let mut workers = Vec::new();
     for worker in 1..=4 {
-        let mut con = client.get_multiplexed_async_connection().await?;
+        let mut con = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         workers.push(tokio::spawn(async move {
             let decision = acquire_job_token(&mut con).await?;
             println!("worker {worker}: {decision:?}");
