@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use crate::common::{call, error_text, try_call, Server};
+use crate::common::{call, error_text, field_of, try_call, Server};
 use std::cell::RefCell;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -42,15 +42,16 @@ pub struct Node {
     pub id: String,
     pub bus_port: u16,
     // One long-lived connection, so that the polling loops do not open a few hundred
-    // connections a second, each on an ephemeral port that `free_port` may have just handed to a
-    // server that is still starting.
+    // connections a second.
     admin: RefCell<redis::Connection>,
 }
 
 impl Node {
     fn start() -> Node {
-        // The bus port defaults to the client port plus 10000, which is above 65535 for client
-        // ports above 55535, so each node gets a free port of its own.
+        // The bus port defaults to the client port plus 10000, which falls in BUS_PORTS and
+        // could be another node's, so each node gets a free port of its own.
+        // NOTE: a bus port taken between the check and the bind fails the start, because the
+        // server's retry picks a new client port only.
         let bus_port = free_bus_port();
         let server = Server::start_with(&[
             "--cluster-enabled",
@@ -116,14 +117,6 @@ impl Node {
         let text: String = self.query(&["CLUSTER", "NODES"]);
         text.lines().map(str::to_string).collect()
     }
-}
-
-/// Returns the value of `field:value` in `INFO`-style text.
-fn field_of(text: &str, field: &str) -> Option<String> {
-    text.lines()
-        .filter_map(|line| line.trim_end().split_once(':'))
-        .find(|(name, _)| *name == field)
-        .map(|(_, value)| value.to_string())
 }
 
 /// Returns whether the comma-separated flags of a `CLUSTER NODES` line include `flag`.

@@ -9,6 +9,7 @@
 
 pub mod traffic;
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -198,13 +199,16 @@ impl Server {
                     self.log()
                 ));
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                if let Ok(mut connection) = self.try_connect() {
-                    let pong: redis::RedisResult<String> =
-                        redis::cmd("PING").query(&mut connection);
-                    if pong.is_ok() {
-                        return Ok(());
-                    }
+            if let Ok(mut connection) = self.try_connect() {
+                // Another test's server may hold the port until this one fails to bind it, so
+                // only this child's own process id counts as ready. PING fails while loading.
+                let info: redis::RedisResult<String> =
+                    redis::cmd("INFO").arg("server").query(&mut connection);
+                let pid = self.child.as_ref().map(|child| child.id().to_string());
+                let ours = info.is_ok_and(|text| field_of(&text, "process_id") == pid);
+                let pong: redis::RedisResult<String> = redis::cmd("PING").query(&mut connection);
+                if ours && pong.is_ok() {
+                    return Ok(());
                 }
             }
             if Instant::now() >= deadline {
@@ -424,6 +428,11 @@ pub fn info_field(
     field: &str,
 ) -> Option<String> {
     let text: String = call(connection, &["INFO", section]);
+    field_of(&text, field)
+}
+
+/// Returns the value of `field:value` in `INFO`-style text.
+pub fn field_of(text: &str, field: &str) -> Option<String> {
     text.lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .map(|value| value.trim().to_string())
@@ -466,4 +475,38 @@ impl Random {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+}
+
+/// Encodes a command as a RESP array of bulk strings.
+pub fn command(words: &[&str]) -> Vec<u8> {
+    let mut bytes = format!("*{}\r\n", words.len()).into_bytes();
+    for word in words {
+        bytes.extend_from_slice(format!("${}\r\n{word}\r\n", word.len()).as_bytes());
+    }
+    bytes
+}
+
+/// Sends a command on a new connection without reading the reply, so that the client blocks.
+pub fn send_blocking(server: &Server, words: &[&str]) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream.write_all(&command(words)).unwrap();
+    stream
+}
+
+/// Reads whatever reply arrives on a blocked connection within `timeout`.
+pub fn read_reply(stream: &mut TcpStream, timeout: Duration) -> String {
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let mut buffer = [0u8; 512];
+    match stream.read(&mut buffer) {
+        Ok(len) => String::from_utf8_lossy(&buffer[..len]).into_owned(),
+        Err(error) => format!("no reply: {error}"),
+    }
+}
+
+/// Returns the clients blocked in `RL.WAIT` now, from `INFO ratelimit`.
+pub fn blocked_waiters(connection: &mut redis::Connection) -> u64 {
+    info_field(connection, "ratelimit", "ratelimit_blocked_waiters")
+        .unwrap()
+        .parse()
+        .unwrap()
 }
