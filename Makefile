@@ -114,7 +114,7 @@ deps-redis:
 		if [ -n "$$created" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
 
-test-redis: deps-redis
+test-redis: deps deps-redis
 	cargo build --release --lib --features redis --target-dir target/redis
 	VALKEY_SERVER=$(REDIS_SERVER) RATELIMIT_MODULE=$(abspath $(REDIS_MODULE)) cargo test $(REDIS_TESTS)
 

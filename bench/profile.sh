@@ -26,9 +26,17 @@ taskset -c 0 "$server" --port "$port" --bind 127.0.0.1 --save '' --dir "$dir" \
     --loadmodule "$PWD/$module" >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+for attempt in $(seq 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    if ! kill -0 "$pid" 2>/dev/null || [ "$attempt" = 100 ]; then
+        echo "valkey-server did not start; its log:" >&2
+        cat "$dir/server.log" >&2
+        exit 1
+    fi
+    sleep 0.05
+done
 
-# A warm-up run creates the keys, so the profile records steady traffic and no new connections.
+# A warm-up run brings the server to steady traffic before the recording starts.
 taskset -c 1 redis-benchmark -p "$port" -c 50 -P 16 -n 300000 -r "$keys" -q "$@" >/dev/null
 perf record -F 2000 --call-graph dwarf,16384 -p "$pid" -o "$dir/perf.data" -- sleep 2 \
     >/dev/null 2>&1 &

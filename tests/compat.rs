@@ -43,8 +43,8 @@ fn every_recorded_reply_matches() {
     let server = Server::start();
     let mut con = server.connect();
     let calls = recorded_calls();
+    assert!(calls.len() >= 50, "only {} recorded calls", calls.len());
     let mut previous_sequence = None;
-    let mut matched = 0;
     for recorded in &calls {
         if previous_sequence != Some(recorded.sequence) {
             let _: () = call(&mut con, &["DEL", "k"]);
@@ -57,10 +57,7 @@ fn every_recorded_reply_matches() {
             "sequence {}: {words:?}",
             recorded.sequence
         );
-        matched += 1;
     }
-    assert_eq!(matched, calls.len());
-    assert!(matched >= 50, "only {matched} recorded calls");
 }
 
 #[test]

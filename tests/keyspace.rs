@@ -180,14 +180,18 @@ const FIXTURE_COMMANDS: [&[&str]; 8] = [
 ];
 
 #[test]
-#[ignore = "writes tests/fixtures/ratelimit-encoding-1.rdb; run by hand for a new encoding"]
+#[ignore = "writes tests/fixtures/ratelimit-encoding-N.rdb; run by hand for a new encoding"]
 fn write_rdb_fixture() {
+    let version = valkey_ratelimit::encoding::FORMAT_VERSION;
+    let path = common::root().join(format!("tests/fixtures/ratelimit-encoding-{version}.rdb"));
+    // A fixture of a released encoding must never change, or the test of it proves nothing.
+    assert!(!path.exists(), "{} exists already", path.display());
+
     let server = Server::start();
     let mut con = server.connect();
     decide_at_once(&mut con, &FIXTURE_COMMANDS);
     let _: () = call(&mut con, &["SAVE"]);
     let rdb = std::fs::read(server.dir().join("dump.rdb")).unwrap();
-    let path = common::root().join("tests/fixtures/ratelimit-encoding-1.rdb");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, rdb).unwrap();
 }

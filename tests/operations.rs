@@ -109,6 +109,7 @@ fn acl_user_limited_to_ratelimit_and_rate_keys() {
     let _: () = call(&mut con, &["AUTH", "limiter", "secret"]);
 
     assert_eq!(decide(&mut con, &["RL.FIXED", "rate:1", "5", "1m"])[0], 1);
+    // The first field of a CL.THROTTLE reply is `limited`, so 0 means allowed.
     assert_eq!(
         decide(&mut con, &["CL.THROTTLE", "rate:2", "5", "10", "60"])[0],
         0

@@ -11,11 +11,10 @@ use common::{call, decide, error_of, info_field, traffic, wait_until, Random, Se
 /// Arguments that make full syncs start at once.
 const FAST_SYNC: [&str; 2] = ["--repl-diskless-sync-delay", "0"];
 
-fn start_replica_of(primary: &Server, extra: &[&str]) -> Server {
+fn start_replica_of(primary: &Server) -> Server {
     let port = primary.port.to_string();
     let mut args = vec!["--replicaof", "127.0.0.1", &port];
     args.extend_from_slice(&FAST_SYNC);
-    args.extend_from_slice(extra);
     let replica = Server::start_with(&args);
     wait_for_link(&replica);
     replica
@@ -61,7 +60,7 @@ fn assert_same_state(primary: &mut redis::Connection, replica: &mut redis::Conne
 #[test]
 fn replica_matches_primary_after_random_traffic() {
     let primary = Server::start_with(&FAST_SYNC);
-    let replica = start_replica_of(&primary, &[]);
+    let replica = start_replica_of(&primary);
     let mut con = primary.connect();
     let mut random = Random::new(0x5eed_0001);
 
@@ -90,7 +89,7 @@ fn replica_matches_primary_after_random_traffic() {
 #[test]
 fn paused_replica_applies_primary_time() {
     let primary = Server::start_with(&FAST_SYNC);
-    let replica = start_replica_of(&primary, &[]);
+    let replica = start_replica_of(&primary);
     let mut con = primary.connect();
     let mut random = Random::new(0x5eed_0004);
 
@@ -111,7 +110,7 @@ fn late_replica_gets_state_by_full_sync() {
     let mut random = Random::new(0x5eed_0002);
     traffic::send(&mut con, &mut random, 2000, 40);
 
-    let replica = start_replica_of(&primary, &[]);
+    let replica = start_replica_of(&primary);
     traffic::send(&mut con, &mut random, 500, 40);
     wait_for_replica(&mut con);
     assert_same_state(&mut con, &mut replica.connect());
@@ -120,24 +119,33 @@ fn late_replica_gets_state_by_full_sync() {
 #[test]
 fn replica_restarted_from_its_rdb_keeps_state() {
     let primary = Server::start_with(&FAST_SYNC);
-    let mut replica = start_replica_of(&primary, &[]);
+    let mut replica = start_replica_of(&primary);
     let mut con = primary.connect();
     let mut random = Random::new(0x5eed_0003);
     traffic::send(&mut con, &mut random, 1500, 40);
     wait_for_replica(&mut con);
 
     let _: () = call(&mut replica.connect(), &["SAVE"]);
+    let partial_syncs = |con: &mut redis::Connection| info_field(con, "stats", "sync_partial_ok");
+    let partial_before = partial_syncs(&mut con);
     replica.restart();
     wait_for_link(&replica);
     traffic::send(&mut con, &mut random, 500, 40);
     wait_for_replica(&mut con);
+
+    // A partial resync means the replica went on from the state it loaded from its RDB file,
+    // not from a full copy of the primary's.
+    assert_ne!(partial_syncs(&mut con), partial_before);
     assert_same_state(&mut con, &mut replica.connect());
 }
 
 #[test]
 fn denied_request_propagates_nothing() {
-    let primary = Server::start_with(&FAST_SYNC);
-    let _replica = start_replica_of(&primary, &[]);
+    // The primary pings its replicas every 10 s by default, which moves the offset too.
+    let mut args = FAST_SYNC.to_vec();
+    args.extend(["--repl-ping-replica-period", "3600"]);
+    let primary = Server::start_with(&args);
+    let _replica = start_replica_of(&primary);
     let mut con = primary.connect();
     decide(&mut con, &["RL.FIXED", "k", "1", "1h"]);
     decide(&mut con, &["RL.DEBOUNCE", "d", "1h"]);
@@ -167,7 +175,7 @@ fn denied_request_propagates_nothing() {
 #[test]
 fn replica_rejects_writes_and_peek() {
     let primary = Server::start_with(&FAST_SYNC);
-    let replica = start_replica_of(&primary, &[]);
+    let replica = start_replica_of(&primary);
     let mut con = primary.connect();
     decide(&mut con, &["RL.SLIDING", "k", "5", "1h"]);
     wait_for_replica(&mut con);
@@ -187,7 +195,7 @@ fn replica_rejects_writes_and_peek() {
 #[test]
 fn transaction_and_script_calls_replicate_in_order() {
     let primary = Server::start_with(&FAST_SYNC);
-    let replica = start_replica_of(&primary, &[]);
+    let replica = start_replica_of(&primary);
     let mut con = primary.connect();
     let mut pipe = redis::pipe();
     pipe.atomic()
@@ -223,7 +231,7 @@ fn transaction_and_script_calls_replicate_in_order() {
 #[test]
 fn granted_waiter_replicates() {
     let primary = Server::start_with(&FAST_SYNC);
-    let replica = start_replica_of(&primary, &[]);
+    let replica = start_replica_of(&primary);
     let mut con = primary.connect();
     decide(&mut con, &["RL.TOKENBUCKET", "k", "1", "1", "200ms"]);
     let waiters: Vec<_> = (0..3)

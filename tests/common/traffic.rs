@@ -3,8 +3,9 @@
 
 use super::{try_call, Random};
 
-/// Parameters of each algorithm that traffic picks from. Windows and periods are long enough
-/// that no key expires while a test compares servers.
+/// Parameters of each algorithm that traffic picks from. A key lasts at least 20 s after its
+/// last change, longer than a test takes from its traffic to its comparison, even with an AOF
+/// that syncs every write.
 const POLICIES: [(&str, &[&[&str]]); 6] = [
     ("RL.FIXED", &[&["10", "1m"], &["20", "1h"], &["5", "30s"]]),
     (
@@ -17,11 +18,11 @@ const POLICIES: [(&str, &[&[&str]]); 6] = [
     ),
     (
         "RL.TOKENBUCKET",
-        &[&["10", "1", "10s"], &["20", "3", "1m"], &["5", "7", "1h"]],
+        &[&["10", "1", "20s"], &["20", "3", "1m"], &["5", "7", "1h"]],
     ),
-    ("RL.GCRA", &[&["10", "1", "10s"], &["3", "2", "1m"]]),
-    ("RL.THROTTLE", &[&["10s"], &["1m"]]),
-    ("RL.DEBOUNCE", &[&["10s"], &["1m"]]),
+    ("RL.GCRA", &[&["10", "1", "20s"], &["3", "2", "1m"]]),
+    ("RL.THROTTLE", &[&["20s"], &["1m"]]),
+    ("RL.DEBOUNCE", &[&["20s"], &["1m"]]),
 ];
 
 /// Words of one random command.
